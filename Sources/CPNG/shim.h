@@ -1,0 +1,4 @@
+#ifndef SFUMATO_CPNG_SHIM_H
+#define SFUMATO_CPNG_SHIM_H
+#include <png.h>
+#endif

@@ -1,0 +1,29 @@
+/// A diffusion sampler, one denoising run at a time.
+///
+/// A value is made for one run (`init(config:steps:)` in each conforming type) and
+/// holds that run's state (multistep history, step counter), so concurrent runs
+/// never share a scheduler.
+public protocol Scheduler {
+    /// The model timesteps of the run, in the order they are visited.
+    var timesteps: [Double] { get }
+    /// Standard deviation of the initial noise (1 for DDPM-style, sigma_max for Euler-style samplers).
+    var initNoiseSigma: Float { get }
+    /// The sample as the UNet must see it at `stepIndex` (identity for DDPM-style samplers).
+    func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor
+    /// One denoising step: the sample for the next timestep from the model's output
+    /// (epsilon, v or sample, as the config's prediction type says). Stochastic samplers
+    /// draw their noise from `random`, in the order diffusers does.
+    mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout any RandomSource) -> SchedulerStep
+}
+
+public struct SchedulerStep {
+    /// The sample for the next step.
+    public let prevSample: Tensor
+    /// The current estimate of the clean latents (x0), for previews and intermediates.
+    public let predictedOriginal: Tensor
+
+    public init(prevSample: Tensor, predictedOriginal: Tensor) {
+        self.prevSample = prevSample
+        self.predictedOriginal = predictedOriginal
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// 64-byte aligned Float32 memory shared by a tensor and its views.
+public final class TensorStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    /// Uninitialised storage; callers write every element before reading.
+    public init(count: Int) {
+        precondition(count >= 0, "negative element count")
+        var raw: UnsafeMutableRawPointer?
+        // posix_memalign gives the alignment AVX-512 loads like; at least one element so the pointer is valid.
+        let status = posix_memalign(&raw, 64, max(count, 1) * MemoryLayout<Float>.stride)
+        guard status == 0, let raw else { fatalError("out of memory allocating \(count) floats") }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    deinit { free(pointer) }
+}
+
+/// A contiguous, row-major (NCHW for images) Float32 tensor.
+///
+/// Tensors share storage with their views (`reshaped`, `slice`), so by
+/// convention a tensor is not written after the op that produced it returns;
+/// ops write only into freshly allocated outputs.
+public struct Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let storage: TensorStorage
+    /// Element offset of this tensor inside `storage`.
+    public let offset: Int
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+    /// First element; the tensor's `count` elements follow contiguously.
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer + offset }
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+
+    /// A tensor with uninitialised contents, for ops that overwrite every element.
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *))
+        self.offset = 0
+    }
+
+    public init(zeros shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        pointer.initialize(repeating: value, count: count)
+    }
+
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    init(shape: [Int], storage: TensorStorage, offset: Int) {
+        self.shape = shape
+        self.storage = storage
+        self.offset = offset
+    }
+
+    /// The same elements seen with another shape (no copy). One dimension may be -1.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var resolved = newShape
+        if let hole = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != hole }.reduce(1) { $0 * $1.element }
+            resolved[hole] = known == 0 ? 0 : count / known
+        }
+        precondition(resolved.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: resolved, storage: storage, offset: offset)
+    }
+
+    /// Elements `range` along the first axis (no copy).
+    public func slice(_ range: Range<Int>) -> Tensor {
+        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "slice \(range) out of \(shape)")
+        let inner = shape.dropFirst().reduce(1, *)
+        return Tensor(shape: [range.count] + shape.dropFirst(), storage: storage, offset: offset + range.lowerBound * inner)
+    }
+
+    /// A fresh copy that owns its storage.
+    public func copy() -> Tensor {
+        let result = Tensor(uninitializedShape: shape)
+        result.pointer.update(from: pointer, count: count)
+        return result
+    }
+
+    public func toArray() -> [Float] { Array(buffer) }
+
+    public subscript(flat index: Int) -> Float {
+        get { pointer[index] }
+        nonmutating set { pointer[index] = newValue }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor\(shape)" }
+}

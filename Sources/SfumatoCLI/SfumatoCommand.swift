@@ -1,0 +1,11 @@
+import ArgumentParser
+import Sfumato
+
+@main
+struct SfumatoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sfumato",
+        abstract: "Stable Diffusion on the CPU, through OpenBLAS.",
+        subcommands: [DoctorCommand.self]
+    )
+}
