@@ -1,0 +1,160 @@
+/// Reads a single-file "original" (CompVis/LDM) Stable Diffusion 1.x checkpoint with diffusers
+/// tensor names, so the same network code loads both layouts.
+///
+/// The whole conversion is the rule table below: each rule renames one family of original
+/// keys. Index arithmetic needs the UNet's layers per block and the VAE's block count.
+public struct OriginalCheckpointSource: TensorSource {
+    public enum Component: Sendable {
+        case unet(layersPerBlock: Int)
+        case vae(blockCount: Int)
+        case textEncoder
+    }
+
+    let file: SafeTensorsFile
+    /// diffusers name -> original name, for this component's tensors only.
+    let originalName: [String: String]
+    /// Names whose original tensors are 1x1 convolutions standing in for linear layers.
+    let squeezed: Set<String>
+
+    public init(file: SafeTensorsFile, component: Component) {
+        self.file = file
+        var originalName: [String: String] = [:]
+        var squeezed: Set<String> = []
+        for name in file.names {
+            guard let mapped = Self.diffusersName(of: name, component: component) else { continue }
+            originalName[mapped] = name
+            if case .vae = component, mapped.contains(".attentions.0.to_"), file.entries[name]?.shape.count == 4 {
+                squeezed.insert(mapped)
+            }
+        }
+        self.originalName = originalName
+        self.squeezed = squeezed
+    }
+
+    public var tensorNames: [String] { originalName.keys.sorted() }
+
+    public func shape(of name: String) -> [Int]? {
+        guard let original = originalName[name], let shape = file.entries[original]?.shape else { return nil }
+        return squeezed.contains(name) ? Array(shape.prefix(2)) : shape
+    }
+
+    public func tensor(_ name: String) throws(WeightError) -> Tensor {
+        guard let original = originalName[name] else { throw .missingTensor(path: file.path, tensor: name) }
+        let tensor = try file.tensor(original)
+        return squeezed.contains(name) ? tensor.reshaped(Array(tensor.shape.prefix(2))) : tensor
+    }
+
+    /// Whether a file looks like an original SD checkpoint (rather than one diffusers component).
+    public static func isOriginalCheckpoint(_ file: SafeTensorsFile) -> Bool {
+        file.names.contains { $0.hasPrefix("model.diffusion_model.") }
+    }
+
+    // MARK: - The rule table
+
+    static let unetPrefix = "model.diffusion_model."
+    static let vaePrefix = "first_stage_model."
+    static let textPrefix = "cond_stage_model.transformer."
+
+    /// The diffusers name of an original key, or nil when the key belongs to another component (or to the EMA copy).
+    public static func diffusersName(of name: String, component: Component) -> String? {
+        switch component {
+        case let .unet(layersPerBlock):
+            guard name.hasPrefix(unetPrefix) else { return nil }
+            return unetName(String(name.dropFirst(unetPrefix.count)), layersPerBlock: layersPerBlock)
+        case let .vae(blockCount):
+            guard name.hasPrefix(vaePrefix) else { return nil }
+            return vaeName(String(name.dropFirst(vaePrefix.count)), blockCount: blockCount)
+        case .textEncoder:
+            guard name.hasPrefix(textPrefix) else { return nil }
+            let rest = String(name.dropFirst(textPrefix.count))
+            return rest.hasPrefix("text_model.") ? rest : "text_model." + rest
+        }
+    }
+
+    /// Renames inside a residual block.
+    static let resnetParts: [(String, String)] = [
+        ("in_layers.0.", "norm1."), ("in_layers.2.", "conv1."), ("emb_layers.1.", "time_emb_proj."),
+        ("out_layers.0.", "norm2."), ("out_layers.3.", "conv2."), ("skip_connection.", "conv_shortcut."),
+    ]
+
+    static func renamed(_ rest: String, _ parts: [(String, String)]) -> String {
+        for (old, new) in parts where rest.hasPrefix(old) { return new + rest.dropFirst(old.count) }
+        return rest
+    }
+
+    /// Splits "12.rest" into (12, "rest").
+    static func leadingIndex<S: StringProtocol>(_ text: S) -> (Int, String)? {
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let index = Int(parts[0]) else { return nil }
+        return (index, String(parts[1]))
+    }
+
+    /// Splits "12.1.rest" into (12, 1, "rest").
+    static func indices<S: StringProtocol>(_ text: S) -> (Int, Int, String)? {
+        guard let (first, rest) = leadingIndex(text), let (second, tail) = leadingIndex(rest) else { return nil }
+        return (first, second, tail)
+    }
+
+    static func unetName(_ key: String, layersPerBlock: Int) -> String? {
+        let fixed: [(String, String)] = [
+            ("time_embed.0.", "time_embedding.linear_1."), ("time_embed.2.", "time_embedding.linear_2."),
+            ("input_blocks.0.0.", "conv_in."), ("out.0.", "conv_norm_out."), ("out.2.", "conv_out."),
+        ]
+        for (old, new) in fixed where key.hasPrefix(old) { return new + key.dropFirst(old.count) }
+        let stride = layersPerBlock + 1
+        if key.hasPrefix("input_blocks."), let (index, part, rest) = indices(key.dropFirst("input_blocks.".count)) {
+            let (block, layer) = ((index - 1) / stride, (index - 1) % stride)
+            if part == 0, rest.hasPrefix("op.") { return "down_blocks.\(index / stride - 1).downsamplers.0.conv.\(rest.dropFirst(3))" }
+            if part == 0 { return "down_blocks.\(block).resnets.\(layer).\(renamed(rest, resnetParts))" }
+            if part == 1 { return "down_blocks.\(block).attentions.\(layer).\(rest)" }
+            return nil
+        }
+        if key.hasPrefix("middle_block."), let (part, rest) = leadingIndex(key.dropFirst("middle_block.".count)) {
+            switch part {
+            case 0: return "mid_block.resnets.0.\(renamed(rest, resnetParts))"
+            case 1: return "mid_block.attentions.0.\(rest)"
+            case 2: return "mid_block.resnets.1.\(renamed(rest, resnetParts))"
+            default: return nil
+            }
+        }
+        if key.hasPrefix("output_blocks."), let (index, part, rest) = indices(key.dropFirst("output_blocks.".count)) {
+            let (block, layer) = (index / stride, index % stride)
+            if part == 0 { return "up_blocks.\(block).resnets.\(layer).\(renamed(rest, resnetParts))" }
+            // The upsampler follows the attention when the block has one, so its index is 1 or 2.
+            if rest.hasPrefix("conv.") { return "up_blocks.\(block).upsamplers.0.\(rest)" }
+            if part == 1 { return "up_blocks.\(block).attentions.\(layer).\(rest)" }
+            return nil
+        }
+        return nil
+    }
+
+    static let vaeParts: [(String, String)] = [("nin_shortcut.", "conv_shortcut.")]
+    static let vaeAttentionParts: [(String, String)] = [
+        ("norm.", "group_norm."), ("q.", "to_q."), ("k.", "to_k."), ("v.", "to_v."), ("proj_out.", "to_out.0."),
+    ]
+
+    static func vaeName(_ key: String, blockCount: Int) -> String? {
+        if key.hasPrefix("quant_conv.") || key.hasPrefix("post_quant_conv.") { return key }
+        let halves = key.split(separator: ".", maxSplits: 1)
+        guard halves.count == 2, halves[0] == "encoder" || halves[0] == "decoder" else { return nil }
+        let coder = String(halves[0])
+        let rest = halves[1]
+        if rest.hasPrefix("norm_out.") { return "\(coder).conv_norm_out.\(rest.dropFirst("norm_out.".count))" }
+        if rest.hasPrefix("conv_in.") || rest.hasPrefix("conv_out.") { return "\(coder).\(rest)" }
+        if rest.hasPrefix("mid.block_1.") { return "\(coder).mid_block.resnets.0.\(renamed(String(rest.dropFirst("mid.block_1.".count)), vaeParts))" }
+        if rest.hasPrefix("mid.block_2.") { return "\(coder).mid_block.resnets.1.\(renamed(String(rest.dropFirst("mid.block_2.".count)), vaeParts))" }
+        if rest.hasPrefix("mid.attn_1.") { return "\(coder).mid_block.attentions.0.\(renamed(String(rest.dropFirst("mid.attn_1.".count)), vaeAttentionParts))" }
+        // The original decoder counts its levels from the bottom; diffusers counts up_blocks from the top.
+        let level = coder == "encoder" ? "down." : "up."
+        guard rest.hasPrefix(level) else { return nil }
+        guard let (original, inner) = leadingIndex(rest.dropFirst(level.count)) else { return nil }
+        let block = coder == "encoder" ? "down_blocks.\(original)" : "up_blocks.\(blockCount - 1 - original)"
+        if inner.hasPrefix("block."), let (layer, tail) = leadingIndex(inner.dropFirst("block.".count)) {
+            return "\(coder).\(block).resnets.\(layer).\(renamed(tail, vaeParts))"
+        }
+        for (old, new) in [("downsample.", "downsamplers.0."), ("upsample.", "upsamplers.0.")] where inner.hasPrefix(old) {
+            return "\(coder).\(block).\(new)\(inner.dropFirst(old.count))"
+        }
+        return nil
+    }
+}
