@@ -1,0 +1,128 @@
+import Foundation
+
+/// Reproduces `torch.Generator("cpu").manual_seed(seed)` followed by `torch.randn(shape, generator:)`
+/// (float32), so the same seed gives the same initial latents as diffusers on the CPU.
+/// Successive `normal(shape:)` calls continue one generator stream, as successive `randn` calls do.
+///
+/// PyTorch draws differently by size (aten/src/ATen/native/cpu/DistributionTemplates.h):
+/// - at least 16 elements: float uniforms from 24 bits, Box-Muller on blocks of 16
+///   (pairs j and j + 8), and when the size is not a multiple of 16 the last 16 slots are
+///   refilled with fresh uniforms and transformed again;
+/// - fewer than 16: one double Box-Muller per element from 53-bit uniforms, the second value
+///   of each pair cached in the generator for the next small draw.
+/// The double path is bit-exact. The float path uses libm's logf/sinf/cosf where PyTorch's
+/// AVX2 kernel uses Cephes polynomials, so values agree to about one float ulp, not bit for bit.
+public struct TorchRandom: RandomSource, Sendable {
+    private var engine: MersenneTwister
+    /// The sine half of the last double Box-Muller pair, waiting to be returned.
+    private var cachedNormal: Double?
+
+    public init(seed: UInt64) {
+        engine = MersenneTwister(seed: UInt32(truncatingIfNeeded: seed))
+        cachedNormal = nil
+    }
+
+    public mutating func normal(shape: [Int]) -> Tensor {
+        let result = Tensor(uninitializedShape: shape)
+        let count = result.count
+        let data = result.pointer
+        if count >= 16 {
+            for index in 0..<count { data[index] = nextFloatUniform() }
+            var start = 0
+            while start + 16 <= count {
+                Self.boxMuller16(data + start)
+                start += 16
+            }
+            if count % 16 != 0 {
+                let tail = data + (count - 16)
+                for index in 0..<16 { tail[index] = nextFloatUniform() }
+                Self.boxMuller16(tail)
+            }
+        } else {
+            for index in 0..<count { data[index] = Float(nextDoubleNormal()) }
+        }
+        return result
+    }
+
+    /// 24 random bits scaled to [0, 1), as torch's uniform_real_distribution<float>.
+    private mutating func nextFloatUniform() -> Float {
+        Float(engine.next() & 0xFF_FFFF) * (1.0 / 16_777_216.0)
+    }
+
+    /// 53 random bits of a 64-bit draw (first 32-bit draw in the high half) scaled to [0, 1).
+    private mutating func nextDoubleUniform() -> Double {
+        let high = UInt64(engine.next())
+        let low = UInt64(engine.next())
+        let bits = (high << 32 | low) & ((1 << 53) - 1)
+        return Double(bits) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    private mutating func nextDoubleNormal() -> Double {
+        if let cached = cachedNormal {
+            cachedNormal = nil
+            return cached
+        }
+        let u1 = nextDoubleUniform()
+        let u2 = nextDoubleUniform()
+        let radius = (-2.0 * Foundation.log1p(-u2)).squareRoot()
+        let theta = 2.0 * Double.pi * u1
+        cachedNormal = radius * Foundation.sin(theta)
+        return radius * Foundation.cos(theta)
+    }
+
+    /// Box-Muller in place on 16 uniforms: slot j pairs with slot j + 8.
+    private static func boxMuller16(_ data: UnsafeMutablePointer<Float>) {
+        // float(2 pi), as the AVX2 kernel multiplies in single precision.
+        let twoPi = Float(2.0 * Double.pi)
+        for j in 0..<8 {
+            let u1 = 1 - data[j]  // [0, 1) -> (0, 1] so the log is finite
+            let u2 = data[j + 8]
+            let radius = (-2 * Foundation.logf(u1)).squareRoot()
+            let theta = twoPi * u2
+            data[j] = radius * Foundation.cosf(theta)
+            data[j + 8] = radius * Foundation.sinf(theta)
+        }
+    }
+}
+
+/// The 32-bit Mersenne Twister (MT19937) with PyTorch's seeding from the seed's low 32 bits.
+struct MersenneTwister: Sendable {
+    private static let n = 624
+    private static let m = 397
+    private var state: [UInt32]
+    private var index: Int
+
+    init(seed: UInt32) {
+        var state = [UInt32](repeating: 0, count: Self.n)
+        state[0] = seed
+        for i in 1..<Self.n {
+            let previous = state[i - 1]
+            state[i] = 1_812_433_253 &* (previous ^ (previous >> 30)) &+ UInt32(i)
+        }
+        self.state = state
+        index = Self.n
+    }
+
+    mutating func next() -> UInt32 {
+        if index >= Self.n { twist() }
+        var y = state[index]
+        index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C_5680
+        y ^= (y << 15) & 0xEFC6_0000
+        y ^= y >> 18
+        return y
+    }
+
+    private mutating func twist() {
+        state.withUnsafeMutableBufferPointer { s in
+            for i in 0..<Self.n {
+                let y = (s[i] & 0x8000_0000) | (s[(i + 1) % Self.n] & 0x7FFF_FFFF)
+                var value = s[(i + Self.m) % Self.n] ^ (y >> 1)
+                if y & 1 != 0 { value ^= 0x9908_B0DF }
+                s[i] = value
+            }
+        }
+        index = 0
+    }
+}
