@@ -36,7 +36,9 @@ def main() -> None:
         for k, shape in enumerate(SEQUENCE):
             values = torch.randn(shape, generator=generator)
             store(tensors, f"s{seed}_seq{k}_" + "x".join(map(str, shape)), values)
-    save("random/randn.safetensors", tensors, {"torch": torch.__version__})
+    # torch's float path is bit-reproducible only where it runs its AVX2 kernel; the test reads this.
+    capability = torch.backends.cpu.get_cpu_capability()
+    save("random/randn.safetensors", tensors, {"torch": torch.__version__, "cpu_capability": capability})
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ import Foundation
 ///   refilled with fresh uniforms and transformed again;
 /// - fewer than 16: one double Box-Muller per element from 53-bit uniforms, the second value
 ///   of each pair cached in the generator for the next small draw.
-/// The double path is bit-exact. The float path uses libm's logf/sinf/cosf where PyTorch's
-/// AVX2 kernel uses Cephes polynomials, so values agree to about one float ulp, not bit for bit.
+/// Both paths are bit-exact against PyTorch on x86 CPUs where it dispatches its AVX2 kernels
+/// (the float path copies that kernel's Cephes log/sincos, see `CephesFloat`). On AVX-512
+/// machines PyTorch's float path uses libm instead, and values there differ by about one ulp.
 public struct TorchRandom: RandomSource, Sendable {
     private var engine: MersenneTwister
     /// The sine half of the last double Box-Muller pair, waiting to be returned.
@@ -77,11 +78,83 @@ public struct TorchRandom: RandomSource, Sendable {
         for j in 0..<8 {
             let u1 = 1 - data[j]  // [0, 1) -> (0, 1] so the log is finite
             let u2 = data[j + 8]
-            let radius = (-2 * Foundation.logf(u1)).squareRoot()
-            let theta = twoPi * u2
-            data[j] = radius * Foundation.cosf(theta)
-            data[j + 8] = radius * Foundation.sinf(theta)
+            let radius = (-2 * CephesFloat.log(u1)).squareRoot()
+            let (sine, cosine) = CephesFloat.sinCos(twoPi * u2)
+            data[j] = radius * cosine
+            data[j + 8] = radius * sine
         }
+    }
+}
+
+/// Single-precision log and sin/cos as PyTorch's AVX2 normal kernel computes them
+/// (Cephes polynomials via avx_mathfun.h), so the float path reproduces its rounding.
+/// Arguments here are positive and finite: log gets (0, 1], sinCos gets [0, 2 pi).
+enum CephesFloat {
+    /// a * b + c with one rounding: GCC contracts the kernel's separate multiply and add
+    /// intrinsics into FMA instructions (always the first multiply feeding an add).
+    @inline(__always) static func mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
+        c.addingProduct(a, b)
+    }
+
+    static func log(_ value: Float) -> Float {
+        let bits = value.bitPattern
+        // Mantissa scaled to [0.5, 1) and the matching exponent.
+        var mantissa = Float(bitPattern: (bits & ~0x7F80_0000) | 0x3F00_0000)
+        var exponent = Float(Int32(bitPattern: bits >> 23) - 127) + 1
+        if mantissa < 0.707106781186547524 {
+            exponent -= 1
+            mantissa = (mantissa - 1) + mantissa
+        } else {
+            mantissa -= 1
+        }
+        let x = mantissa
+        let z = x * x
+        var y: Float = 7.0376836292E-2
+        y = mulAdd(y, x, -1.1514610310E-1)
+        y = mulAdd(y, x, 1.1676998740E-1)
+        y = mulAdd(y, x, -1.2420140846E-1)
+        y = mulAdd(y, x, 1.4249322787E-1)
+        y = mulAdd(y, x, -1.6668057665E-1)
+        y = mulAdd(y, x, 2.0000714765E-1)
+        y = mulAdd(y, x, -2.4999993993E-1)
+        y = mulAdd(y, x, 3.3333331174E-1)
+        y = y * x
+        y = mulAdd(y, z, exponent * -2.12194440e-4)
+        y = y - z * 0.5
+        var result = x + y
+        result = mulAdd(exponent, 0.693359375, result)
+        return result
+    }
+
+    static func sinCos(_ value: Float) -> (sin: Float, cos: Float) {
+        var x = value
+        var octant = Int32(x * 1.27323954473516)  // 4 / pi, truncated
+        octant = (octant + 1) & ~1
+        let y = Float(octant)
+        let sinNegative = octant & 4 != 0
+        let cosNegative = (octant - 2) & 4 == 0
+        let sinPolynomial = octant & 2 == 0
+        // Extended-precision reduction by pi / 4 in three parts.
+        x = mulAdd(y, -0.78515625, x)
+        x = mulAdd(y, -2.4187564849853515625e-4, x)
+        x = mulAdd(y, -3.77489497744594108e-8, x)
+        let z = x * x
+        var cosine: Float = 2.443315711809948E-005
+        cosine = mulAdd(cosine, z, -1.388731625493765E-003)
+        cosine = mulAdd(cosine, z, 4.166664568298827E-002)
+        cosine = cosine * z
+        cosine = mulAdd(cosine, z, -(z * 0.5))
+        cosine = cosine + 1
+        var sine: Float = -1.9515295891E-4
+        sine = mulAdd(sine, z, 8.3321608736E-3)
+        sine = mulAdd(sine, z, -1.6666654611E-1)
+        sine = sine * z
+        sine = mulAdd(sine, x, x)
+        var s = sinPolynomial ? sine : cosine
+        var c = sinPolynomial ? cosine : sine
+        if sinNegative { s = -s }
+        if cosNegative { c = -c }
+        return (s, c)
     }
 }
 
