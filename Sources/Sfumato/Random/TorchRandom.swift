@@ -11,8 +11,8 @@ import Foundation
 /// - fewer than 16: one double Box-Muller per element from 53-bit uniforms, the second value
 ///   of each pair cached in the generator for the next small draw.
 /// Both paths are bit-exact against PyTorch on x86 CPUs where it dispatches its AVX2 kernels
-/// (the float path copies that kernel's Cephes log/sincos, see `CephesFloat`). On AVX-512
-/// machines PyTorch's float path uses libm instead, and values there differ by about one ulp.
+/// (the float path copies that kernel's Cephes log/sincos, see `CephesFloat`). Elsewhere (AVX-512,
+/// ARM) PyTorch's float path uses libm instead, and values there differ by about one ulp.
 public struct TorchRandom: RandomSource, Sendable {
     private var engine: MersenneTwister
     /// The sine half of the last double Box-Muller pair, waiting to be returned.
@@ -91,7 +91,7 @@ public struct TorchRandom: RandomSource, Sendable {
 /// Arguments here are positive and finite: log gets (0, 1], sinCos gets [0, 2 pi).
 enum CephesFloat {
     /// a * b + c with one rounding: GCC contracts the kernel's separate multiply and add
-    /// intrinsics into FMA instructions (always the first multiply feeding an add).
+    /// intrinsics into FMA instructions; which multiply gets fused was matched by experiment.
     @inline(__always) static func mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
         c.addingProduct(a, b)
     }
