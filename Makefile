@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench clean
+.PHONY: help deps check-deps build run test fixtures venv doctor bench clean vocab
 
 help:
 	@echo "make run       build and generate an image (first README command)"
@@ -37,11 +37,18 @@ build: check-deps
 run: build
 	$(BIN) --help
 
-test: check-deps
+test: check-deps vocab
 	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
 
 doctor: build
 	$(BIN) doctor
+
+# The real CLIP BPE vocabulary (not committed): derived from the open-clip-torch wheel.
+CLIP_VOCAB := .cache/clip-vocab
+vocab: $(CLIP_VOCAB)/vocab.json
+$(CLIP_VOCAB)/vocab.json:
+	python3 -m pip download -q --no-deps open-clip-torch==3.3.0 -d .cache/wheels
+	python3 Tests/Reference/make_clip_vocab.py .cache/wheels/open_clip_torch-3.3.0-py3-none-any.whl $(CLIP_VOCAB)
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Tests/Reference/requirements.txt
