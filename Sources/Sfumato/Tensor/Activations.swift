@@ -1,7 +1,7 @@
 import Foundation
 
 /// Elements per parallel chunk: below this, splitting costs more than it saves.
-private let elementwiseGrain = 32_768
+private let activationGrain = 32_768
 
 /// Applies `f` to every element of `x` into a new tensor, split across cores when large.
 @inline(__always)
@@ -10,7 +10,7 @@ private func mapElements(_ x: Tensor, _ f: (VectorMath.Vector) -> VectorMath.Vec
     let input = x.pointer, output = result.pointer
     // Chunks are whole vectors so only the very last one has a partial tail.
     let vectors = (x.count + 15) / 16
-    Parallel.forEachChunk(vectors, grain: elementwiseGrain / 16) { range in
+    Parallel.forEachChunk(vectors, grain: activationGrain / 16) { range in
         let start = range.lowerBound * 16
         let end = min(x.count, range.upperBound * 16)
         VectorMath.map(input + start, output + start, count: end - start, f)
@@ -40,7 +40,7 @@ public func geglu(_ x: Tensor) -> Tensor {
     let rows = width == 0 ? 0 : x.count / (2 * width)
     let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
     let input = x.pointer, output = result.pointer
-    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
+    Parallel.forEachChunk(rows, grain: max(1, activationGrain / max(width, 1))) { range in
         for row in range {
             let a = input + row * 2 * width
             let b = a + width
