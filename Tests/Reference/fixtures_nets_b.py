@@ -137,8 +137,8 @@ def transformer_fixtures() -> None:
             tensors["output"] = model(tensors["input"], encoder_hidden_states=tensors["encoder_hidden_states"]).sample
         for key, value in model.state_dict().items():
             tensors[f"model.{key}"] = value
-        metadata = {key: json.dumps(value) for key, value in case.items()}
-        save(f"nets/transformer2d_{name}.safetensors", tensors, metadata)
+        # One metadata entry: safetensors writes several in no fixed order, which would churn the file.
+        save(f"nets/transformer2d_{name}.safetensors", tensors, {"case": json.dumps(case, sort_keys=True)})
 
 
 if __name__ == "__main__":
