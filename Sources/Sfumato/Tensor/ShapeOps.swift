@@ -71,30 +71,54 @@ public func tokensToNCHW(_ x: Tensor, height: Int, width: Int) -> Tensor {
     return out
 }
 
-/// Transposes `batch` row-major `rows x columns` matrices, in square tiles so that both the
-/// reads and the writes stay within a few cache lines.
+/// Transposes `batch` row-major `rows x columns` matrices. Work goes in bands of 32 source rows;
+/// within a band, 4x4 blocks are loaded as four vectors, transposed in registers and stored as four
+/// vectors, so reads and writes are both contiguous runs of 4 and stay within a few cache lines.
 func transposeBatched(_ source: UnsafePointer<Float>, batch: Int, rows: Int, columns: Int,
                       into destination: UnsafeMutablePointer<Float>) {
-    let tile = 32
-    let rowTiles = (rows + tile - 1) / tile
+    let band = 32
+    let bands = (rows + band - 1) / band
     let matrix = rows * columns
-    Parallel.forEachChunk(batch * rowTiles, grain: max(1, elementwiseGrain / max(tile * columns, 1))) { range in
+    Parallel.forEachChunk(batch * bands, grain: max(1, elementwiseGrain / max(band * columns, 1))) { range in
         for job in range {
-            let item = job / rowTiles
-            let rowStart = (job % rowTiles) * tile
-            let rowEnd = min(rows, rowStart + tile)
+            let item = job / bands
+            let rowStart = (job % bands) * band
+            let rowEnd = min(rows, rowStart + band)
             let input = source + item * matrix
             let output = destination + item * matrix
-            var columnStart = 0
-            while columnStart < columns {
-                let columnEnd = min(columns, columnStart + tile)
-                for row in rowStart..<rowEnd {
-                    for column in columnStart..<columnEnd {
-                        output[column * rows + row] = input[row * columns + column]
-                    }
+            let fullRowEnd = rowStart + (rowEnd - rowStart) / 4 * 4
+            let fullColumns = columns / 4 * 4
+            var column = 0
+            while column < fullColumns {
+                var row = rowStart
+                while row < fullRowEnd {
+                    transpose4x4(input + row * columns + column, columns, output + column * rows + row, rows)
+                    row += 4
                 }
-                columnStart = columnEnd
+                column += 4
+            }
+            // Ragged edges: the last rows < 4 and the last columns < 4.
+            for row in fullRowEnd..<rowEnd {
+                for column in 0..<columns { output[column * rows + row] = input[row * columns + column] }
+            }
+            for row in rowStart..<fullRowEnd {
+                for column in fullColumns..<columns { output[column * rows + row] = input[row * columns + column] }
             }
         }
     }
+}
+
+@inline(__always)
+private func transpose4x4(_ source: UnsafePointer<Float>, _ sourceStride: Int,
+                          _ destination: UnsafeMutablePointer<Float>, _ destinationStride: Int) {
+    let raw = UnsafeRawPointer(source)
+    let r0 = raw.loadUnaligned(as: SIMD4<Float>.self)
+    let r1 = raw.loadUnaligned(fromByteOffset: 4 * sourceStride, as: SIMD4<Float>.self)
+    let r2 = raw.loadUnaligned(fromByteOffset: 8 * sourceStride, as: SIMD4<Float>.self)
+    let r3 = raw.loadUnaligned(fromByteOffset: 12 * sourceStride, as: SIMD4<Float>.self)
+    let out = UnsafeMutableRawPointer(destination)
+    out.storeBytes(of: SIMD4(r0[0], r1[0], r2[0], r3[0]), as: SIMD4<Float>.self)
+    out.storeBytes(of: SIMD4(r0[1], r1[1], r2[1], r3[1]), toByteOffset: 4 * destinationStride, as: SIMD4<Float>.self)
+    out.storeBytes(of: SIMD4(r0[2], r1[2], r2[2], r3[2]), toByteOffset: 8 * destinationStride, as: SIMD4<Float>.self)
+    out.storeBytes(of: SIMD4(r0[3], r1[3], r2[3], r3[3]), toByteOffset: 12 * destinationStride, as: SIMD4<Float>.self)
 }

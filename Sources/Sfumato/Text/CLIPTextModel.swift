@@ -1,7 +1,7 @@
 /// transformers' `CLIPTextModel`: token and position embeddings, pre-LayerNorm
 /// transformer layers with causal self-attention, final LayerNorm. Stable
 /// Diffusion 1.x conditions the UNet on its last hidden state.
-public final class CLIPTextModel {
+public final class CLIPTextModel: Sendable {
     public let config: CLIPTextConfig
     let token_embedding: Tensor
     let position_embedding: Tensor
@@ -66,7 +66,7 @@ public final class CLIPTextModel {
 }
 
 /// One pre-LayerNorm transformer layer: x + attn(ln1(x)), then x + mlp(ln2(x)).
-final class CLIPEncoderLayer {
+final class CLIPEncoderLayer: Sendable {
     let layer_norm1: LayerNorm
     let q_proj: Linear
     let k_proj: Linear

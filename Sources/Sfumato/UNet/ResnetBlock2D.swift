@@ -2,7 +2,7 @@
 /// default settings: "default" time embedding norm, output scale 1, no up/down sampling).
 ///
 /// out = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + time_emb_proj(silu(temb)))))
-final class ResnetBlock2D {
+final class ResnetBlock2D: Sendable {
     let norm1: GroupNorm
     let conv1: Conv2d
     /// Absent in the VAE, which has no time embedding.

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// `decode` takes latents already divided by `config.scalingFactor`, exactly like
 /// diffusers' `vae.decode`; the pipeline does the division.
-public final class AutoencoderKL {
+public final class AutoencoderKL: Sendable {
     public let config: AutoencoderKLConfig
     let encoder: VAEEncoder?
     let decoder: VAEDecoder
@@ -91,7 +91,7 @@ public struct LatentDistribution: Sendable {
 }
 
 /// Image -> latent moments: conv_in, DownEncoderBlock2D blocks, mid block, GroupNorm + SiLU, conv_out.
-final class VAEEncoder {
+final class VAEEncoder: Sendable {
     struct DownBlock {
         let resnets: [ResnetBlock2D]
         let downsampler: Conv2d?
@@ -155,7 +155,7 @@ final class VAEEncoder {
 }
 
 /// Latents -> image: conv_in, mid block, UpDecoderBlock2D blocks (widest first), GroupNorm + SiLU, conv_out.
-final class VAEDecoder {
+final class VAEDecoder: Sendable {
     struct UpBlock {
         let resnets: [ResnetBlock2D]
         let upsampler: Conv2d?

@@ -1,6 +1,6 @@
 /// diffusers `UNetMidBlock2D` as the VAE uses it: resnet, optional single-head
 /// self-attention over all pixels, resnet; no time embedding.
-final class VAEMidBlock {
+final class VAEMidBlock: Sendable {
     let resnets: [ResnetBlock2D]
     let attentions: [VAEAttention]
 
@@ -20,7 +20,7 @@ final class VAEMidBlock {
 
 /// diffusers `Attention` on an image with one head as wide as the channels:
 /// x + to_out(attention(to_q(n), to_k(n), to_v(n))) with n = group_norm(x) as tokens.
-final class VAEAttention {
+final class VAEAttention: Sendable {
     let group_norm: GroupNorm
     let to_q: Linear
     let to_k: Linear
