@@ -1,6 +1,6 @@
 /// diffusers `Attention` with the default processor, as used in the UNet's transformer blocks:
 /// bias-free to_q/to_k/to_v, multi-head scaled dot-product attention, to_out.0 with bias.
-final class Attention {
+final class Attention: Sendable {
     let to_q: Linear
     let to_k: Linear
     let to_v: Linear

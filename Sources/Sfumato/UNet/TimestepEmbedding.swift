@@ -27,7 +27,7 @@ func sinusoidalTimestepEmbedding(_ timesteps: [Float], dimension: Int, flipSinTo
 }
 
 /// diffusers `TimestepEmbedding` as the SD UNet uses it: linear_1 -> SiLU -> linear_2.
-final class TimestepEmbedding {
+final class TimestepEmbedding: Sendable {
     let linear_1: Linear
     let linear_2: Linear
 

@@ -1,6 +1,6 @@
 /// diffusers `Transformer2DModel` on continuous input, as in the SD UNet's attention slots:
 /// GroupNorm(eps 1e-6) -> proj_in -> BasicTransformerBlocks on the H*W tokens -> proj_out -> + input.
-final class Transformer2DModel {
+final class Transformer2DModel: Sendable {
     let norm: GroupNorm
     let proj_in: TokenProjection
     let transformer_blocks: [BasicTransformerBlock]
@@ -32,7 +32,7 @@ final class Transformer2DModel {
 /// proj_in / proj_out: a 1x1 convolution (SD 1.x, weight [out, in, 1, 1]) or a linear layer (SD 2.x).
 /// Both are applied to the token layout: a 1x1 convolution followed by the NCHW -> tokens permute
 /// is the same product as the permute followed by a linear layer, and saves two transposes.
-struct TokenProjection {
+struct TokenProjection: Sendable {
     let weight: Tensor
     let bias: Tensor?
 
@@ -54,7 +54,7 @@ struct TokenProjection {
 
 /// diffusers `BasicTransformerBlock` (layer_norm type, GEGLU feed-forward):
 /// x += attn1(norm1(x)); x += attn2(norm2(x), text); x += ff(norm3(x)).
-final class BasicTransformerBlock {
+final class BasicTransformerBlock: Sendable {
     let norm1: LayerNorm
     let attn1: Attention
     let norm2: LayerNorm
@@ -82,7 +82,7 @@ final class BasicTransformerBlock {
 }
 
 /// diffusers `FeedForward` with GEGLU: net.0.proj (dim -> 2 * 4dim), a * gelu(gate), net.2 (4dim -> dim).
-struct FeedForward {
+struct FeedForward: Sendable {
     /// "net.0.proj": the GEGLU projection, value half first, gate half second.
     let net_0_proj: Linear
     /// "net.2" (net.1 is a dropout).

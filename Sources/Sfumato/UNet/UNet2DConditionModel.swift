@@ -2,7 +2,7 @@
 ///
 /// Properties are named after the checkpoint keys (`down_blocks.1.attentions.0...` is
 /// `down_blocks[1].attentions[0]...`), so a key in an error message leads to the code that reads it.
-public final class UNet2DConditionModel {
+public final class UNet2DConditionModel: Sendable {
     public let config: UNet2DConditionConfig
     let conv_in: Conv2d
     let time_embedding: TimestepEmbedding

@@ -4,7 +4,7 @@
 
 /// `CrossAttnDownBlock2D` (a transformer after each resnet) or `DownBlock2D` (resnets only),
 /// followed, except in the last block, by a stride-2 3x3 convolution.
-final class UNetDownBlock {
+final class UNetDownBlock: Sendable {
     let resnets: [ResnetBlock2D]
     /// Empty for DownBlock2D.
     let attentions: [Transformer2DModel]
@@ -53,7 +53,7 @@ final class UNetDownBlock {
 }
 
 /// `UNetMidBlock2DCrossAttn` with one layer: resnets.0 -> attentions.0 -> resnets.1.
-final class UNetMidBlock2DCrossAttn {
+final class UNetMidBlock2DCrossAttn: Sendable {
     let resnets: [ResnetBlock2D]
     let attentions: [Transformer2DModel]
 
@@ -79,7 +79,7 @@ final class UNetMidBlock2DCrossAttn {
 
 /// `CrossAttnUpBlock2D` or `UpBlock2D`: each resnet takes the running tensor concatenated with the
 /// latest skip tensor; all but the last block end with nearest 2x upsampling and a 3x3 convolution.
-final class UNetUpBlock {
+final class UNetUpBlock: Sendable {
     let resnets: [ResnetBlock2D]
     /// Empty for UpBlock2D.
     let attentions: [Transformer2DModel]
