@@ -1,0 +1,68 @@
+import Foundation
+
+/// Elements per parallel chunk: below this, splitting costs more than it saves.
+private let activationGrain = 32_768
+
+/// Applies `f` to every element of `x` into a new tensor, split across cores when large.
+@inline(__always)
+private func mapElements(_ x: Tensor, _ f: (VectorMath.Vector) -> VectorMath.Vector) -> Tensor {
+    let result = Tensor(uninitializedShape: x.shape)
+    let input = x.pointer, output = result.pointer
+    // Chunks are whole vectors so only the very last one has a partial tail.
+    let vectors = (x.count + 15) / 16
+    Parallel.forEachChunk(vectors, grain: activationGrain / 16) { range in
+        let start = range.lowerBound * 16
+        let end = min(x.count, range.upperBound * 16)
+        VectorMath.map(input + start, output + start, count: end - start, f)
+    }
+    return result
+}
+
+/// SiLU (swish): x * sigmoid(x).
+public func silu(_ x: Tensor) -> Tensor {
+    mapElements(x) { $0 * VectorMath.sigmoid($0) }
+}
+
+/// GELU in its exact form 0.5 x (1 + erf(x / sqrt 2)), as `F.gelu(x, approximate="none")`.
+public func gelu(_ x: Tensor) -> Tensor {
+    mapElements(x, geluVector)
+}
+
+/// x * sigmoid(1.702 x), the GELU approximation CLIP's text encoder uses.
+public func quickGELU(_ x: Tensor) -> Tensor {
+    mapElements(x) { $0 * VectorMath.sigmoid(1.702 * $0) }
+}
+
+/// GEGLU: the last dimension 2F is split into halves [a, b]; the result is a * gelu(b), last dim F.
+public func geglu(_ x: Tensor) -> Tensor {
+    precondition(x.rank >= 1 && x.shape[x.rank - 1] % 2 == 0, "geglu needs an even last dimension, got \(x.shape)")
+    let width = x.shape[x.rank - 1] / 2
+    let rows = width == 0 ? 0 : x.count / (2 * width)
+    let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
+    let input = x.pointer, output = result.pointer
+    Parallel.forEachChunk(rows, grain: max(1, activationGrain / max(width, 1))) { range in
+        for row in range {
+            let a = input + row * 2 * width
+            let b = a + width
+            let out = output + row * width
+            var index = 0
+            while index + 16 <= width {
+                VectorMath.store(VectorMath.load(a + index) * geluVector(VectorMath.load(b + index)), out + index)
+                index += 16
+            }
+            if index < width {
+                let tail = width - index
+                let value = VectorMath.load(a + index, count: tail) * geluVector(VectorMath.load(b + index, count: tail))
+                VectorMath.store(value, out + index, count: tail)
+            }
+        }
+    }
+    return result
+}
+
+@inline(__always)
+private func geluVector(_ x: VectorMath.Vector) -> VectorMath.Vector {
+    var erfs = x * Float(0.5).squareRoot()
+    for lane in 0..<16 { erfs[lane] = Foundation.erf(erfs[lane]) }
+    return 0.5 * x * (1 + erfs)
+}

@@ -1,0 +1,108 @@
+/// Default cap on the im2col tile, in elements (16 MB): keeps a 512x512 VAE conv from
+/// materialising a gigabyte-sized column matrix while leaving GEMMs wide enough to run at speed.
+public let conv2dDefaultColumnElements = 1 << 22
+
+/// 2-D cross-correlation with zero padding (torch.nn.functional.conv2d, dilation 1, groups 1).
+/// x `[N, C, H, W]`, weight `[O, C, kh, kw]`, bias `[O]` -> `[N, O, H', W']`.
+///
+/// 1x1 stride-1 unpadded convs are a plain GEMM. Everything else is im2col + GEMM, the column
+/// matrix built for a band of output rows at a time so that it holds at most about
+/// `maxColumnElements` floats (at least one output row); tests pass a small value to force many bands.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                   maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
+                 "conv2d: input \(x.shape) does not fit weight \(weight.shape)")
+    precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0")
+    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (outChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    if let bias { precondition(bias.shape == [outChannels], "conv2d: bias \(bias.shape) for weight \(weight.shape)") }
+    precondition(kernelH >= 1 && kernelW >= 1 && height + 2 * padding >= kernelH && width + 2 * padding >= kernelW,
+                 "conv2d: kernel \(kernelH)x\(kernelW) larger than padded input \(x.shape) with padding \(padding)")
+    let outH = (height + 2 * padding - kernelH) / stride + 1
+    let outW = (width + 2 * padding - kernelW) / stride + 1
+    let out = Tensor(uninitializedShape: [batch, outChannels, outH, outW])
+    let reduction = channels * kernelH * kernelW
+    let outPlane = outH * outW, inPlane = height * width
+
+    if reduction == 0 || outPlane == 0 {
+        out.pointer.initialize(repeating: 0, count: out.count)
+    } else if kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 {
+        // weight [O, C] x input [C, H*W] for each batch item.
+        BLAS.sgemmStridedBatched(m: outChannels, n: outPlane, k: channels,
+                                 a: weight.pointer, lda: channels, strideA: 0,
+                                 b: x.pointer, ldb: inPlane, strideB: channels * inPlane,
+                                 c: out.pointer, ldc: outPlane, strideC: outChannels * outPlane,
+                                 batch: batch)
+    } else {
+        let geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernelH, kernelW: kernelW,
+                                    stride: stride, padding: padding, outH: outH, outW: outW)
+        let bandRows = min(outH, max(1, maxColumnElements / (reduction * outW)))
+        let columns = TensorStorage(count: reduction * bandRows * outW)
+        for item in 0..<batch {
+            let input = x.pointer + item * channels * inPlane
+            let output = out.pointer + item * outChannels * outPlane
+            var firstRow = 0
+            while firstRow < outH {
+                let rows = min(bandRows, outH - firstRow)
+                geometry.im2col(input, rows: firstRow..<firstRow + rows, into: columns.pointer)
+                BLAS.sgemm(m: outChannels, n: rows * outW, k: reduction,
+                           a: weight.pointer, lda: reduction,
+                           b: columns.pointer, ldb: rows * outW,
+                           c: output + firstRow * outW, ldc: outPlane)
+                firstRow += rows
+            }
+        }
+    }
+    if let bias {
+        addChannelBias(out.pointer, planes: batch * outChannels, planeSize: outPlane, bias: bias.pointer, biasCount: outChannels)
+    }
+    return out
+}
+
+/// Index arithmetic of one convolution, for building column bands.
+struct ConvGeometry {
+    let channels, height, width, kernelH, kernelW, stride, padding, outH, outW: Int
+
+    /// Output columns `ox` whose input column `ox * stride - padding + offset` lies inside the image.
+    func validColumns(offset: Int) -> Range<Int> {
+        let shift = padding - offset  // ix = ox * stride - shift
+        let low = shift <= 0 ? 0 : (shift + stride - 1) / stride
+        let last = width - 1 + shift  // ox * stride <= last
+        let high = last < 0 ? 0 : min(outW, last / stride + 1)
+        return min(low, high)..<high
+    }
+
+    /// Writes the column matrix `[C*kh*kw, rows.count*outW]` of output rows `rows` of one image:
+    /// row `(c*kh + i)*kw + j` holds input pixel (c, oy*stride - padding + i, ox*stride - padding + j)
+    /// for every (oy, ox) in the band, zero where that falls in the padding.
+    func im2col(_ input: UnsafePointer<Float>, rows: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        let bandWidth = rows.count * outW
+        let kernelRows = channels * kernelH * kernelW
+        Parallel.forEachChunk(kernelRows, grain: max(1, elementwiseGrain / bandWidth)) { range in
+            for kernelRow in range {
+                let j = kernelRow % kernelW
+                let i = (kernelRow / kernelW) % kernelH
+                let channel = kernelRow / (kernelW * kernelH)
+                let plane = input + channel * height * width
+                let valid = validColumns(offset: j)
+                var destination = columns + kernelRow * bandWidth
+                for oy in rows {
+                    let iy = oy * stride - padding + i
+                    if iy < 0 || iy >= height {
+                        destination.initialize(repeating: 0, count: outW)
+                    } else {
+                        destination.initialize(repeating: 0, count: valid.lowerBound)
+                        let source = plane + iy * width - padding + j
+                        if stride == 1 {
+                            (destination + valid.lowerBound).initialize(from: source + valid.lowerBound, count: valid.count)
+                        } else {
+                            for ox in valid { destination[ox] = source[ox * stride] }
+                        }
+                        (destination + valid.upperBound).initialize(repeating: 0, count: outW - valid.upperBound)
+                    }
+                    destination += outW
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+/// transformers' `CLIPTextModel`: token and position embeddings, pre-LayerNorm
+/// transformer layers with causal self-attention, final LayerNorm. Stable
+/// Diffusion 1.x conditions the UNet on its last hidden state.
+public final class CLIPTextModel: Sendable {
+    public let config: CLIPTextConfig
+    let token_embedding: Tensor
+    let position_embedding: Tensor
+    let layers: [CLIPEncoderLayer]
+    let final_layer_norm: LayerNorm
+
+    /// Loads the weights from `weights`, named either "text_model.embeddings..." (transformers 4.x
+    /// and single-file checkpoints after prefix stripping) or "embeddings..." (transformers 5.x).
+    public init(config: CLIPTextConfig, weights: any TensorSource) throws(ParameterMismatch) {
+        self.config = config
+        let root = ParameterLoader(source: weights, component: "text encoder")
+        let loader = root.contains("text_model.embeddings.token_embedding.weight") ? root.scoped("text_model") : root
+        let width = config.hiddenSize
+        token_embedding = loader("embeddings.token_embedding.weight", shape: [config.vocabSize, width])
+        position_embedding = loader("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, width])
+        layers = (0..<config.numHiddenLayers).map { CLIPEncoderLayer(loader.scoped("encoder.layers.\($0)"), config: config) }
+        final_layer_norm = LayerNorm(loader.scoped("final_layer_norm"), features: width, eps: config.layerNormEps)
+        // position_ids is a constant buffer [0, 1, ..., 76] that older checkpoints store.
+        try root.finish(ignoring: { $0.hasSuffix("embeddings.position_ids") })
+    }
+
+    /// Token ids [batch][length] (all rows the same length, at most max_position_embeddings)
+    /// -> last hidden state [batch, length, hidden_size].
+    public func callAsFunction(_ ids: [[Int32]]) throws(ModelInputError) -> Tensor {
+        try validate(ids)
+        var hidden = embed(ids)
+        for layer in layers { hidden = layer(hidden) }
+        return final_layer_norm(hidden)
+    }
+
+    private func validate(_ ids: [[Int32]]) throws(ModelInputError) {
+        let model = "text encoder"
+        guard let first = ids.first else { throw .emptyBatch(model: model) }
+        for (row, sequence) in ids.enumerated() {
+            guard (1...config.maxPositionEmbeddings).contains(sequence.count) else {
+                throw .sequenceLength(model: model, row: row, length: sequence.count, maximum: config.maxPositionEmbeddings)
+            }
+            guard sequence.count == first.count else {
+                throw .raggedBatch(model: model, row: row, length: sequence.count, expected: first.count)
+            }
+            if let position = sequence.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw .tokenOutOfRange(model: model, row: row, position: position, id: sequence[position], vocabularySize: config.vocabSize)
+            }
+        }
+    }
+
+    /// token_embedding[id] + position_embedding[position] for every token.
+    private func embed(_ ids: [[Int32]]) -> Tensor {
+        let width = config.hiddenSize
+        let length = ids[0].count
+        let output = Tensor(uninitializedShape: [ids.count, length, width])
+        for (row, sequence) in ids.enumerated() {
+            for (position, id) in sequence.enumerated() {
+                let target = output.pointer + (row * length + position) * width
+                let token = token_embedding.pointer + Int(id) * width
+                let place = position_embedding.pointer + position * width
+                for channel in 0..<width { target[channel] = token[channel] + place[channel] }
+            }
+        }
+        return output
+    }
+}
+
+/// One pre-LayerNorm transformer layer: x + attn(ln1(x)), then x + mlp(ln2(x)).
+final class CLIPEncoderLayer: Sendable {
+    let layer_norm1: LayerNorm
+    let q_proj: Linear
+    let k_proj: Linear
+    let v_proj: Linear
+    let out_proj: Linear
+    let layer_norm2: LayerNorm
+    let fc1: Linear
+    let fc2: Linear
+    let heads: Int
+    let activation: CLIPTextConfig.Activation
+
+    init(_ loader: ParameterLoader, config: CLIPTextConfig) {
+        let width = config.hiddenSize
+        let attention = loader.scoped("self_attn")
+        let mlp = loader.scoped("mlp")
+        layer_norm1 = LayerNorm(loader.scoped("layer_norm1"), features: width, eps: config.layerNormEps)
+        q_proj = Linear(attention.scoped("q_proj"), in: width, out: width)
+        k_proj = Linear(attention.scoped("k_proj"), in: width, out: width)
+        v_proj = Linear(attention.scoped("v_proj"), in: width, out: width)
+        out_proj = Linear(attention.scoped("out_proj"), in: width, out: width)
+        layer_norm2 = LayerNorm(loader.scoped("layer_norm2"), features: width, eps: config.layerNormEps)
+        fc1 = Linear(mlp.scoped("fc1"), in: width, out: config.intermediateSize)
+        fc2 = Linear(mlp.scoped("fc2"), in: config.intermediateSize, out: width)
+        heads = config.numAttentionHeads
+        activation = config.hiddenAct
+    }
+
+    /// x [batch, length, width] -> same shape.
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let normed = layer_norm1(x)
+        let attended = attention(query: q_proj(normed), key: k_proj(normed), value: v_proj(normed), heads: heads, causal: true)
+        let afterAttention = add(x, out_proj(attended))
+        let expanded = fc1(layer_norm2(afterAttention))
+        let activated = switch activation {
+        case .quickGELU: quickGELU(expanded)
+        case .gelu: gelu(expanded)
+        }
+        return add(afterAttention, fc2(activated))
+    }
+}

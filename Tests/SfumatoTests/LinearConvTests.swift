@@ -1,0 +1,88 @@
+import Foundation
+import Sfumato
+import Testing
+
+/// linear and conv2d against torch.nn.functional (Tests/Reference/fixtures_ops_a.py).
+@Suite struct LinearConvTests {
+    /// Reductions here are at most K = 576 long; float32 GEMM stays well inside 1e-5 of torch.
+    static let tolerance: Float = 1e-5
+
+    @Test func linearMatchesTorch() throws {
+        let file = try Fixtures.file("ops/linear.safetensors")
+        let cases = file.metadata.keys.sorted()
+        #expect(cases == ["matrix", "rank4", "tokens"])
+        for name in cases {
+            let bias = file.names.contains("\(name).b") ? try file.tensor("\(name).b") : nil
+            let y = linear(try file.tensor("\(name).x"), weight: try file.tensor("\(name).w"), bias: bias)
+            expectClose(y, try file.tensor("\(name).y"), tolerance: Self.tolerance, "linear \(name)")
+        }
+    }
+
+    /// Every case with the default band size, with one-row bands, and with two-row bands
+    /// (which leave a one-row remainder whenever H' is odd).
+    @Test func conv2dMatchesTorch() throws {
+        let file = try Fixtures.file("ops/conv2d.safetensors")
+        let cases = file.metadata.keys.sorted()
+        #expect(cases.count == 10)
+        for name in cases {
+            let config = try #require(file.metadata[name]).split(separator: ",").compactMap { Int($0) }
+            try #require(config.count == 2)
+            let (x, weight) = (try file.tensor("\(name).x"), try file.tensor("\(name).w"))
+            let bias = file.names.contains("\(name).b") ? try file.tensor("\(name).b") : nil
+            let expected = try file.tensor("\(name).y")
+            let rowElements = weight.shape[1] * weight.shape[2] * weight.shape[3] * expected.shape[3]
+            for limit in [conv2dDefaultColumnElements, 1, 2 * rowElements] {
+                let y = conv2d(x, weight: weight, bias: bias, stride: config[0], padding: config[1], maxColumnElements: limit)
+                expectClose(y, expected, tolerance: Self.tolerance, "conv2d \(name) column limit \(limit)")
+            }
+        }
+    }
+
+    /// A 64-channel 256x256 conv: im2col untiled would need 151 MB. The default bands (28 rows,
+    /// not a divisor of 256) must give what one untiled GEMM gives, and both must agree with a
+    /// direct double-precision sum at sampled outputs, including the borders.
+    @Test func largeConvTilesLikeUntiled() {
+        var generator = SplitMix(seed: 7)
+        let x = generator.tensor([1, 64, 256, 256])
+        let weight = generator.tensor([4, 64, 3, 3])
+        let bias = generator.tensor([4])
+        let tiled = conv2d(x, weight: weight, bias: bias, padding: 1)
+        let untiled = conv2d(x, weight: weight, bias: bias, padding: 1, maxColumnElements: .max)
+        expectClose(tiled, untiled, tolerance: 1e-6, "tiled vs untiled")
+        for (o, oy, ox) in [(0, 0, 0), (1, 255, 255), (2, 27, 100), (3, 28, 0), (0, 56, 255), (3, 200, 17), (1, 255, 3)] {
+            var sum = Double(bias[flat: o])
+            for c in 0..<64 {
+                for i in 0..<3 {
+                    for j in 0..<3 {
+                        let (iy, ix) = (oy - 1 + i, ox - 1 + j)
+                        guard (0..<256).contains(iy), (0..<256).contains(ix) else { continue }
+                        sum += Double(x[flat: (c * 256 + iy) * 256 + ix]) * Double(weight[flat: ((o * 64 + c) * 3 + i) * 3 + j])
+                    }
+                }
+            }
+            let value = tiled[flat: (o * 256 + oy) * 256 + ox]
+            #expect(abs(Double(value) - sum) <= 1e-4 * max(1, abs(sum)), "output (\(o), \(oy), \(ox)): \(value) vs \(sum)")
+        }
+    }
+}
+
+/// Deterministic uniform values in [-1, 1) for tests too large for a committed fixture.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) / Float(1 << 23) - 1
+    }
+
+    mutating func tensor(_ shape: [Int]) -> Tensor {
+        let result = Tensor(uninitializedShape: shape)
+        for index in 0..<result.count { result[flat: index] = next() }
+        return result
+    }
+}
