@@ -38,6 +38,15 @@ import Testing
         }
     }
 
+    /// Zero input features or channels: torch returns the bias everywhere.
+    @Test func emptyReductionGivesBias() {
+        let bias = Tensor(shape: [3], values: [1, -2, 0.5])
+        let y = linear(Tensor(zeros: [2, 0]), weight: Tensor(zeros: [3, 0]), bias: bias)
+        #expect(y.shape == [2, 3] && y.toArray() == [1, -2, 0.5, 1, -2, 0.5])
+        let z = conv2d(Tensor(zeros: [1, 0, 2, 2]), weight: Tensor(zeros: [3, 0, 3, 3]), bias: bias, padding: 1)
+        #expect(z.shape == [1, 3, 2, 2] && z.toArray() == [1, 1, 1, 1, -2, -2, -2, -2, 0.5, 0.5, 0.5, 0.5])
+    }
+
     /// A 64-channel 256x256 conv: im2col untiled would need 151 MB. The default bands (28 rows,
     /// not a divisor of 256) must give what one untiled GEMM gives, and both must agree with a
     /// direct double-precision sum at sampled outputs, including the borders.

@@ -24,15 +24,20 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
     let reduction = channels * kernelH * kernelW
     let outPlane = outH * outW, inPlane = height * width
 
-    if reduction == 0 || outPlane == 0 {
+    if reduction == 0 {
         out.pointer.initialize(repeating: 0, count: out.count)
+        if let bias {
+            addChannelBias(out.pointer, planes: batch * outChannels, planeSize: outPlane, bias: bias.pointer, biasCount: outChannels)
+        }
     } else if kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 {
         // weight [O, C] x input [C, H*W] for each batch item.
-        BLAS.sgemmStridedBatched(m: outChannels, n: outPlane, k: channels,
-                                 a: weight.pointer, lda: channels, strideA: 0,
-                                 b: x.pointer, ldb: inPlane, strideB: channels * inPlane,
-                                 c: out.pointer, ldc: outPlane, strideC: outChannels * outPlane,
-                                 batch: batch)
+        for item in 0..<batch {
+            let output = out.pointer + item * outChannels * outPlane
+            BLAS.sgemm(m: outChannels, n: outPlane, k: channels,
+                       a: weight.pointer, lda: channels, b: x.pointer + item * channels * inPlane, ldb: inPlane,
+                       c: output, ldc: outPlane)
+            if let bias { addRowBias(output, rows: outChannels, stride: outPlane, length: outPlane, bias: bias.pointer) }
+        }
     } else {
         let geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernelH, kernelW: kernelW,
                                     stride: stride, padding: padding, outH: outH, outW: outW)
@@ -49,14 +54,26 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                            a: weight.pointer, lda: reduction,
                            b: columns.pointer, ldb: rows * outW,
                            c: output + firstRow * outW, ldc: outPlane)
+                // While the band is still in cache.
+                if let bias {
+                    addRowBias(output + firstRow * outW, rows: outChannels, stride: outPlane, length: rows * outW, bias: bias.pointer)
+                }
                 firstRow += rows
             }
         }
     }
-    if let bias {
-        addChannelBias(out.pointer, planes: batch * outChannels, planeSize: outPlane, bias: bias.pointer, biasCount: outChannels)
-    }
     return out
+}
+
+/// Adds `bias[r]` to the `length` elements starting at `data + r * stride`, for each of `rows` rows.
+private func addRowBias(_ data: UnsafeMutablePointer<Float>, rows: Int, stride: Int, length: Int, bias: UnsafePointer<Float>) {
+    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(length, 1))) { range in
+        for row in range {
+            let value = bias[row]
+            let line = data + row * stride
+            for index in 0..<length { line[index] += value }
+        }
+    }
 }
 
 /// Index arithmetic of one convolution, for building column bands.

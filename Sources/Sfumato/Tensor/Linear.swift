@@ -5,7 +5,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
                  "linear: input \(x.shape) does not fit weight \(weight.shape)")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
     if let bias { precondition(bias.shape == [outFeatures], "linear: bias \(bias.shape) for weight \(weight.shape)") }
-    let rows = x.count / max(inFeatures, 1)
+    let rows = x.shape.dropLast().reduce(1, *)
     let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
     if inFeatures == 0 {
         out.pointer.initialize(repeating: 0, count: out.count)
