@@ -70,12 +70,15 @@ def activation_cases():
     x = torch.randn(2, 3, 50) * 4
     x[0, 0, :6] = torch.tensor([-100.0, -30.0, -10.0, 10.0, 30.0, 100.0])
     x[0, 1, :3] = torch.tensor([0.0, 1e-8, -1e-8])
-    save("ops/activations.safetensors", {
-        "x": x,
-        "silu": F.silu(x),
-        "gelu": F.gelu(x, approximate="none"),
-        "quick_gelu": x * torch.sigmoid(1.702 * x),
-    })
+    # A dense sweep as well: the vectorised exp and erf must hold over the whole curve.
+    sweep = torch.linspace(-12, 12, 2401)
+    for name, values in [("activations", x), ("activations_sweep", sweep)]:
+        save(f"ops/{name}.safetensors", {
+            "x": values,
+            "silu": F.silu(values),
+            "gelu": F.gelu(values, approximate="none"),
+            "quick_gelu": values * torch.sigmoid(1.702 * values),
+        })
     # GEGLU as diffusers does it: the projection output is split into hidden and gate.
     proj = torch.randn(2, 5, 48) * 2
     hidden, gate = proj.chunk(2, dim=-1)

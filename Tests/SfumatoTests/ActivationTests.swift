@@ -22,12 +22,13 @@ import Testing
         }
     }
 
-    @Test func activationsMatchPyTorch() throws {
-        let file = try Fixtures.file("ops/activations.safetensors")
+    @Test(arguments: ["activations", "activations_sweep"])
+    func activationsMatchPyTorch(_ name: String) throws {
+        let file = try Fixtures.file("ops/\(name).safetensors")
         let x = try file.tensor("x")
-        expectClose(silu(x), try file.tensor("silu"), tolerance: 1e-5, "silu")
-        expectClose(gelu(x), try file.tensor("gelu"), tolerance: 1e-5, "gelu")
-        expectClose(quickGELU(x), try file.tensor("quick_gelu"), tolerance: 1e-5, "quick_gelu")
+        expectClose(silu(x), try file.tensor("silu"), tolerance: 1e-5, "silu \(name)")
+        expectClose(gelu(x), try file.tensor("gelu"), tolerance: 1e-5, "gelu \(name)")
+        expectClose(quickGELU(x), try file.tensor("quick_gelu"), tolerance: 1e-5, "quick_gelu \(name)")
     }
 
     @Test func gegluMatchesDiffusers() throws {

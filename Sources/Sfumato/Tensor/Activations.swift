@@ -1,18 +1,13 @@
-import Foundation
-
-/// Elements per parallel chunk: below this, splitting costs more than it saves.
-private let activationGrain = 32_768
-
 /// Applies `f` to every element of `x` into a new tensor, split across cores when large.
 @inline(__always)
 private func mapElements(_ x: Tensor, _ f: (VectorMath.Vector) -> VectorMath.Vector) -> Tensor {
     let result = Tensor(uninitializedShape: x.shape)
     let input = x.pointer, output = result.pointer
     // Chunks are whole vectors so only the very last one has a partial tail.
-    let vectors = (x.count + 15) / 16
-    Parallel.forEachChunk(vectors, grain: activationGrain / 16) { range in
-        let start = range.lowerBound * 16
-        let end = min(x.count, range.upperBound * 16)
+    let vectors = (x.count + VectorMath.width - 1) / VectorMath.width
+    Parallel.forEachChunk(vectors, grain: elementwiseGrain / VectorMath.width) { range in
+        let start = range.lowerBound * VectorMath.width
+        let end = min(x.count, range.upperBound * VectorMath.width)
         VectorMath.map(input + start, output + start, count: end - start, f)
     }
     return result
@@ -40,15 +35,15 @@ public func geglu(_ x: Tensor) -> Tensor {
     let rows = width == 0 ? 0 : x.count / (2 * width)
     let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
     let input = x.pointer, output = result.pointer
-    Parallel.forEachChunk(rows, grain: max(1, activationGrain / max(width, 1))) { range in
+    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
         for row in range {
             let a = input + row * 2 * width
             let b = a + width
             let out = output + row * width
             var index = 0
-            while index + 16 <= width {
+            while index + VectorMath.width <= width {
                 VectorMath.store(VectorMath.load(a + index) * geluVector(VectorMath.load(b + index)), out + index)
-                index += 16
+                index += VectorMath.width
             }
             if index < width {
                 let tail = width - index
@@ -62,7 +57,5 @@ public func geglu(_ x: Tensor) -> Tensor {
 
 @inline(__always)
 private func geluVector(_ x: VectorMath.Vector) -> VectorMath.Vector {
-    var erfs = x * Float(0.5).squareRoot()
-    for lane in 0..<16 { erfs[lane] = Foundation.erf(erfs[lane]) }
-    return 0.5 * x * (1 + erfs)
+    0.5 * x * (1 + VectorMath.erf(x * Float(0.5).squareRoot()))
 }

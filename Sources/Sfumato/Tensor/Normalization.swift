@@ -51,10 +51,10 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
             let (mean, inverseStd) = meanAndInverseStd(p, count: width, eps: eps)
             let m = VectorMath.Vector(repeating: mean), s = VectorMath.Vector(repeating: inverseStd)
             var index = 0
-            while index + 16 <= width {
+            while index + VectorMath.width <= width {
                 let normalized = (VectorMath.load(p + index) - m) * s
                 VectorMath.store(normalized * VectorMath.load(gamma + index) + VectorMath.load(beta + index), out + index)
-                index += 16
+                index += VectorMath.width
             }
             if index < width {
                 let tail = width - index
@@ -73,15 +73,15 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
 @inline(__always)
 private func meanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float) -> (Float, Float) {
     typealias V = VectorMath.Vector
-    let full = count & ~15
+    let full = count - count % VectorMath.width
     var sums = V(repeating: 0)
     var index = 0
     while index < full {
         sums += VectorMath.load(p + index)
-        index += 16
+        index += VectorMath.width
     }
     var total = 0.0
-    for lane in 0..<16 { total += Double(sums[lane]) }
+    for lane in 0..<VectorMath.width { total += Double(sums[lane]) }
     for tail in full..<count { total += Double(p[tail]) }
     let mean = Float(total / Double(count))
 
@@ -91,10 +91,10 @@ private func meanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float
     while index < full {
         let d = VectorMath.load(p + index) - m
         squares += d * d
-        index += 16
+        index += VectorMath.width
     }
     var squareTotal = 0.0
-    for lane in 0..<16 { squareTotal += Double(squares[lane]) }
+    for lane in 0..<VectorMath.width { squareTotal += Double(squares[lane]) }
     for tail in full..<count {
         let d = Double(p[tail] - mean)
         squareTotal += d * d

@@ -27,11 +27,10 @@ func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, length: Int, st
     }
 }
 
-@inline(__always)
 private func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
     typealias V = VectorMath.Vector
-    let full = count & ~15
+    let full = count - count % VectorMath.width
     let tail = count - full
 
     // Row maximum, so every exponent is <= 0 and cannot overflow.
@@ -40,7 +39,7 @@ private func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     while index < full {
         let v = VectorMath.load(p + index)
         maxima = maxima.replacing(with: v, where: v .> maxima)
-        index += 16
+        index += VectorMath.width
     }
     if tail > 0 {
         let v = VectorMath.load(p + full, count: tail, fill: -.infinity)
@@ -58,7 +57,7 @@ private func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
         let e = VectorMath.exp(VectorMath.load(p + index) - shift)
         VectorMath.store(e, p + index)
         sums += e
-        index += 16
+        index += VectorMath.width
     }
     if tail > 0 {
         let e = VectorMath.exp(VectorMath.load(p + full, count: tail, fill: -.infinity) - shift)
@@ -69,7 +68,7 @@ private func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     index = 0
     while index < full {
         VectorMath.store(VectorMath.load(p + index) * inverse, p + index)
-        index += 16
+        index += VectorMath.width
     }
     if tail > 0 {
         VectorMath.store(VectorMath.load(p + full, count: tail) * inverse, p + full, count: tail)
