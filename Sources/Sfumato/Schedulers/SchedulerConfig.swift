@@ -336,14 +336,60 @@ extension SchedulerConfig {
         return values
     }
 
-    /// np.round(np.arange(T, 0, -T / n)). numpy's arange has ceil((0 - T) / -ratio) elements
-    /// (which rounding could push past n) and fills start + i * delta with
-    /// delta = (start - ratio) - start; both are reproduced as diffusers gets them.
-    static func numpyTrailing(trainSteps: Int, steps: Int) -> [Double] {
+    /// np.round(np.arange(start, 0, -T / n)), start = T unless DPM-Solver clips it. numpy's arange
+    /// has ceil((0 - start) / -ratio) elements (which rounding could push past n) and fills
+    /// start + i * delta with delta = (start - ratio) - start; both are reproduced as diffusers gets them.
+    static func numpyTrailing(trainSteps: Int, steps: Int, start: Int? = nil) -> [Double] {
         let ratio = Double(trainSteps) / Double(steps)
-        let start = Double(trainSteps)
+        let start = Double(start ?? trainSteps)
         let length = Int((-start / -ratio).rounded(.up))
         let delta = (start - ratio) - start
         return (0..<length).map { (start + Double($0) * delta).rounded(.toNearestOrEven) }
+    }
+}
+
+// MARK: - Karras-style sigma schedules (Euler, Euler ancestral, DPM-Solver, LMS)
+
+extension SchedulerConfig {
+    /// Training sigmas sqrt((1 - alphas_cumprod) / alphas_cumprod) in float32, index = train timestep.
+    public var trainSigmas: [Float] {
+        alphasCumprod.map { ((1 - $0) / $0).squareRoot() }
+    }
+
+    /// np.interp(x, arange(table.count), table) in double: clamped at both ends, exact at grid points.
+    static func interpolate(_ x: Double, table: [Float]) -> Double {
+        let last = table.count - 1
+        guard x.isFinite else { return x.isNaN ? x : Double(x > 0 ? table[last] : table[0]) }
+        if x <= 0 { return Double(table[0]) }
+        if x >= Double(last) { return Double(table[last]) }
+        let low = Int(x.rounded(.down))
+        let lowValue = Double(table[low])
+        if Double(low) == x { return lowValue }
+        let slope = Double(table[low + 1]) - lowValue
+        return slope * (x - Double(low)) + lowValue
+    }
+
+    /// Karras et al. (2022) sigmas with rho = 7, from `maximum` down to `minimum`, in double.
+    static func karrasSigmas(minimum: Double, maximum: Double, count: Int) -> [Double] {
+        let rho = 7.0
+        let minInverse = pow(minimum, 1 / rho)
+        let maxInverse = pow(maximum, 1 / rho)
+        return numpyLinspace(0, 1, count: count).map { ramp in
+            pow(maxInverse + ramp * (minInverse - maxInverse), rho)
+        }
+    }
+
+    /// diffusers' `_sigma_to_t`: the fractional train timestep whose log sigma matches, by linear
+    /// interpolation in `logSigmas` (float32 logs of `trainSigmas`, ascending).
+    static func timestep(forSigma sigma: Double, logSigmas: [Float]) -> Double {
+        let logSigma = log(max(sigma, 1e-10))
+        // Last index whose log sigma is <= logSigma (0 when none), kept below the final pair.
+        var low = 0
+        for (index, value) in logSigmas.enumerated() where logSigma - Double(value) >= 0 { low = index }
+        low = min(low, logSigmas.count - 2)
+        let lowValue = logSigmas[low], highValue = logSigmas[low + 1]
+        // The denominator is a float32 difference in numpy, the numerator a double one.
+        let weight = min(max((Double(lowValue) - logSigma) / Double(lowValue - highValue), 0), 1)
+        return (1 - weight) * Double(low) + weight * Double(low + 1)
     }
 }
