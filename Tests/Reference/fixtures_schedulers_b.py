@@ -95,12 +95,15 @@ def main():
     add_schedules(tensors, metadata, "karras", euler, {"use_karras_sigmas": True}, SCHEDULE_STEPS)
     add_schedules(tensors, metadata, "karras_sigma_min", euler,
                   {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min", "timestep_spacing": "trailing"}, SCHEDULE_STEPS)
+    add_schedules(tensors, metadata, "karras_bounds", euler,
+                  {"use_karras_sigmas": True, "sigma_min": 0.1, "sigma_max": 10.0, "timestep_spacing": "linspace"}, [5, 20])
     add_run(tensors, metadata, "leading", euler, {}, 10, 100)
     add_run(tensors, metadata, "linspace", euler, {"timestep_spacing": "linspace"}, 8, 101)
     add_run(tensors, metadata, "trailing", euler, {"timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 8, 102)
     add_run(tensors, metadata, "karras", euler, {"use_karras_sigmas": True}, 8, 103)
     add_run(tensors, metadata, "karras_sigma_min", euler,
             {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min", "timestep_spacing": "trailing"}, 6, 104)
+    add_run(tensors, metadata, "sample", euler, {"prediction_type": "sample"}, 4, 105)
     save("schedulers/euler.safetensors", tensors, metadata)
 
     # Euler ancestral
@@ -122,12 +125,22 @@ def main():
     add_schedules(tensors, metadata, "trailing", dpm, {"timestep_spacing": "trailing"}, SCHEDULE_STEPS + [61])
     add_schedules(tensors, metadata, "karras", dpm, {"use_karras_sigmas": True}, SCHEDULE_STEPS)
     add_schedules(tensors, metadata, "sigma_min", dpm, {"final_sigmas_type": "sigma_min"}, SCHEDULE_STEPS)
+    for spacing in ["linspace", "leading", "trailing"]:
+        add_schedules(tensors, metadata, f"clipped_{spacing}", dpm, {"timestep_spacing": spacing, "lambda_min_clipped": -2.0},
+                      [7, 20])
+    # squaredcos_cap_v2 keeps fractional Karras timesteps, which the int64 cast truncates.
+    add_schedules(tensors, metadata, "cosine_karras", dpm, {"beta_schedule": "squaredcos_cap_v2", "use_karras_sigmas": True},
+                  [5, 20])
     add_run(tensors, metadata, "leading", dpm, {}, 10, 300)
     add_run(tensors, metadata, "leading_long", dpm, {}, 16, 301)  # >= 15 steps: no lower-order second-last step
     add_run(tensors, metadata, "trailing", dpm, {"timestep_spacing": "trailing", "prediction_type": "v_prediction"}, 8, 302)
     add_run(tensors, metadata, "karras", dpm, {"use_karras_sigmas": True}, 10, 303)
     add_run(tensors, metadata, "sigma_min", dpm, {"final_sigmas_type": "sigma_min"}, 6, 304)
     add_run(tensors, metadata, "sigma_min_long", dpm, {"final_sigmas_type": "sigma_min", "use_karras_sigmas": True}, 16, 305)
+    add_run(tensors, metadata, "euler_at_final", dpm,
+            {"final_sigmas_type": "sigma_min", "euler_at_final": True, "lower_order_final": False, "prediction_type": "sample"},
+            6, 306)
+    add_run(tensors, metadata, "first_order", dpm, {"solver_order": 1, "prediction_type": "v_prediction"}, 5, 307)
     save("schedulers/dpm_solver_multistep.safetensors", tensors, metadata)
 
 
