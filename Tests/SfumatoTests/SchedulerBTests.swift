@@ -166,6 +166,12 @@ struct CountingRandom: RandomSource {
         #expect(throws: SchedulerError.unsupported(key: "interpolation_type", value: "log_linear")) {
             try EulerDiscreteScheduler(config: config, steps: 10)
         }
+        // 1000 steps leave no room for DPM-Solver's extra interval: leading spacing gives 1000 times t = 1.
+        config = SchedulerConfig()
+        config.timestepSpacing = .leading
+        config.stepsOffset = 1
+        #expect(throws: SchedulerError.self) { try DPMSolverMultistepScheduler(config: config, steps: 1000) }
+        #expect(throws: Never.self) { try DPMSolverMultistepScheduler(config: config, steps: 499) }
         for steps in [0, -3, 1001] {
             #expect(throws: SchedulerError.self) { try EulerDiscreteScheduler(config: SchedulerConfig(), steps: steps) }
             #expect(throws: SchedulerError.self) { try EulerAncestralDiscreteScheduler(config: SchedulerConfig(), steps: steps) }

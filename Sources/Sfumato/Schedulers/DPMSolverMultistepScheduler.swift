@@ -52,6 +52,10 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             timesteps = sigmas.map { SchedulerConfig.timestep(forSigma: $0, logSigmas: logSigmas).rounded(rule) }
         } else {
             timesteps = Self.spacedTimesteps(config: config, steps: steps)
+            // Too many steps for the spacing repeat a timestep: h = 0 there and diffusers' update divides 0 by 0.
+            if let repeated = zip(timesteps, timesteps.dropFirst()).first(where: { $0.1 >= $0.0 }) {
+                throw .invalidSteps(steps, reason: "timestep \(repeated.1) repeats with \(config.timestepSpacing ?? .linspace) spacing")
+            }
             sigmas = timesteps.map { SchedulerConfig.interpolate($0, table: trainSigmas) }
         }
         let finalSigma: Float = config.finalSigmasType == .sigmaMin ? trainSigmas[0] : 0
