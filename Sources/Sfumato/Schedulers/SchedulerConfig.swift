@@ -97,17 +97,24 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
             throw .unreadable(path: path, reason: "cannot read the file")
         }
         do {
-            self = try JSONDecoder().decode(SchedulerConfig.self, from: data)
-        } catch let error as SchedulerError {
-            throw error
-        } catch {
-            throw .unreadable(path: path, reason: "\(error)")
+            try self.init(json: data)
+        } catch .unreadable(_, let reason) {
+            throw .unreadable(path: path, reason: reason)
         }
     }
 
-    /// Parses and validates config JSON; `SchedulerError` for refused values, other errors for bad JSON.
-    public static func decode(json data: Data) throws -> SchedulerConfig {
-        try JSONDecoder().decode(SchedulerConfig.self, from: data)
+    /// Parses and validates config JSON.
+    public init(json data: Data) throws(SchedulerError) {
+        do {
+            self = try JSONDecoder().decode(SchedulerConfig.self, from: data)
+        } catch let error as SchedulerError {
+            throw error
+        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw .invalid(key: key, reason: "expected \(type)")
+        } catch {
+            throw .unreadable(path: "<json>", reason: "not a JSON object: \(error)")
+        }
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -315,16 +322,22 @@ extension SchedulerConfig {
         guard steps >= 1, steps <= trainSteps else {
             throw .invalidSteps(steps, reason: "must lie in 1...\(trainSteps) (num_train_timesteps)")
         }
+        let timesteps: [Double]
         switch spacing {
         case .linspace:
             let values = Self.numpyLinspace(0, Double(trainSteps - 1), count: steps)
-            return values.reversed().map { roundLinspace ? $0.rounded(.toNearestOrEven) : Double(Float($0)) }
+            timesteps = values.reversed().map { roundLinspace ? $0.rounded(.toNearestOrEven) : Double(Float($0)) }
         case .leading:
             let ratio = trainSteps / steps
-            return (0..<steps).reversed().map { Double($0 * ratio + stepsOffset) }
+            timesteps = (0..<steps).reversed().map { Double($0 * ratio + stepsOffset) }
         case .trailing:
-            return Self.numpyTrailing(trainSteps: trainSteps, steps: steps).map { $0 - 1 }
+            timesteps = Self.numpyTrailing(trainSteps: trainSteps, steps: steps).map { $0 - 1 }
         }
+        // steps_offset can push leading timesteps past the schedule (diffusers then fails on indexing).
+        if let bad = timesteps.first(where: { !($0 >= 0 && $0 <= Double(trainSteps - 1)) }) {
+            throw .invalidSteps(steps, reason: "timestep \(bad) (steps_offset \(stepsOffset)) lies outside 0..<\(trainSteps)")
+        }
+        return timesteps
     }
 
     /// np.linspace(start, stop, n): start + i * step in double, last element exactly stop.
