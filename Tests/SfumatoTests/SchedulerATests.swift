@@ -28,7 +28,7 @@ private struct ReplayRandom: RandomSource {
     }
 
     static func config(_ json: Any) throws -> SchedulerConfig {
-        try SchedulerConfig(json: JSONSerialization.data(withJSONObject: json))
+        try SchedulerConfig.decode(json: JSONSerialization.data(withJSONObject: json))
     }
 
     static func make(_ kind: String, _ config: SchedulerConfig, steps: Int, eta: Float = 0) throws -> any Scheduler {
@@ -133,7 +133,7 @@ private struct ReplayRandom: RandomSource {
     }
 
     static func decode(_ json: String) -> Result<SchedulerConfig, SchedulerError> {
-        Result { () throws(SchedulerError) in try SchedulerConfig(json: Data(json.utf8)) }
+        Result { () throws(SchedulerError) in try SchedulerConfig.decode(json: Data(json.utf8)) }
     }
 
     @Test func refusesWhatItDoesNotImplement() throws {
@@ -167,16 +167,55 @@ private struct ReplayRandom: RandomSource {
             for steps in [0, -3, 1001] {
                 #expect(throws: SchedulerError.self, "\(kind) \(steps)") { try Self.make(kind, sd15, steps: steps) }
             }
-            // leading 2 steps with steps_offset 600 would index past the 1000 train steps.
-            var offset = sd15
-            offset.stepsOffset = 600
-            offset.timestepSpacing = .leading
+        }
+        // leading 2 steps with steps_offset 600 would index past the 1000 train steps.
+        var offset = sd15
+        offset.stepsOffset = 600
+        offset.timestepSpacing = .leading
+        // numpy's arange gives diffusers 62 trailing timesteps for 61, the last one -1. Both are
+        // fatal where alphas_cumprod is indexed; LMS interpolates sigmas and clamps, as diffusers.
+        var trailing = sd15
+        trailing.timestepSpacing = .trailing
+        for kind in ["ddim", "pndm", "ddpm"] {
             #expect(throws: SchedulerError.self, "\(kind) offset") { try Self.make(kind, offset, steps: 2) }
-            // numpy's arange gives diffusers 62 trailing timesteps for 61, the last one -1.
-            var trailing = sd15
-            trailing.timestepSpacing = .trailing
             #expect(throws: SchedulerError.self, "\(kind) trailing 61") { try Self.make(kind, trailing, steps: 61) }
         }
+        let lms = try LMSDiscreteScheduler(config: trailing, steps: 61)
+        let alpha0 = trailing.alphasCumprod[0]
+        #expect(lms.timesteps.count == 62 && lms.timesteps.last == -1 && lms.sigmas[61] == ((1 - alpha0) / alpha0).squareRoot())
         #expect(throws: SchedulerError.self) { try DDIMScheduler(config: sd15, steps: 10, eta: -1) }
+    }
+
+    @Test func factoryFollowsTheModelsClassName() throws {
+        #expect(SchedulerKind.allCases.map(\.rawValue) == ["ddim", "pndm", "euler", "euler-a", "dpm++2m", "dpm++2m-karras", "lms", "ddpm"])
+        let sd15 = try SchedulerConfig(path: Fixtures.path("schedulers_a/sd15_scheduler_config.json"))
+        #expect(try SchedulerKind(defaultFor: sd15) == .pndm)
+        let classes: [(String, Bool, SchedulerKind)] = [
+            ("DDIMScheduler", false, .ddim), ("EulerDiscreteScheduler", true, .euler),
+            ("EulerAncestralDiscreteScheduler", false, .eulerAncestral), ("DPMSolverMultistepScheduler", false, .dpmSolverMultistep),
+            ("DPMSolverMultistepScheduler", true, .dpmSolverMultistepKarras), ("LMSDiscreteScheduler", false, .lms),
+            ("DDPMScheduler", false, .ddpm),
+        ]
+        for (name, karras, kind) in classes {
+            var config = sd15
+            config.className = name
+            config.useKarrasSigmas = karras
+            #expect(try SchedulerKind(defaultFor: config) == kind, "\(name)")
+        }
+        var unknown = sd15
+        unknown.className = "UniPCMultistepScheduler"
+        #expect(throws: SchedulerError.unknownClass("UniPCMultistepScheduler")) { try SchedulerKind(defaultFor: unknown) }
+        unknown.className = nil
+        #expect(throws: SchedulerError.self) { try SchedulerKind(defaultFor: unknown) }
+
+        // Every kind runs from the SD 1.5 config; the factory builds the same schedule as the type itself.
+        for kind in SchedulerKind.allCases {
+            let scheduler = try makeScheduler(kind: kind, config: sd15, steps: 20)
+            #expect(scheduler.timesteps.count == (kind == .pndm ? 21 : 20), "\(kind)")
+        }
+        #expect(try makeScheduler(kind: .lms, config: sd15, steps: 20).timesteps == LMSDiscreteScheduler(config: sd15, steps: 20).timesteps)
+        #expect(try makeScheduler(kind: .ddim, config: sd15, steps: 20) is DDIMScheduler)
+        #expect(try makeScheduler(kind: .dpmSolverMultistepKarras, config: sd15, steps: 20).timesteps
+            != makeScheduler(kind: .dpmSolverMultistep, config: sd15, steps: 20).timesteps)
     }
 }

@@ -20,6 +20,7 @@ public struct DDIMScheduler: Scheduler {
         try config.validate()
         guard eta.isFinite, eta >= 0 else { throw .invalid(key: "eta", reason: "\(eta) must be finite and >= 0") }
         timesteps = try config.spacedTimesteps(steps: steps, spacing: config.timestepSpacing ?? .leading, roundLinspace: true)
+        try config.requireTrainTimesteps(timesteps, steps: steps)
         alphasCumprod = config.alphasCumprod
         finalAlphaCumprod = config.setAlphaToOne ?? true ? 1 : alphasCumprod[0]
         stepRatio = config.numTrainTimesteps / steps

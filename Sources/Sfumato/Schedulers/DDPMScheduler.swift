@@ -22,6 +22,7 @@ public struct DDPMScheduler: Scheduler {
         guard let varianceType = VarianceType(rawValue: name) else { throw .unsupported(key: "variance_type", value: name) }
         self.varianceType = varianceType
         timesteps = try config.spacedTimesteps(steps: steps, spacing: config.timestepSpacing ?? .leading, roundLinspace: true)
+        try config.requireTrainTimesteps(timesteps, steps: steps)
         alphasCumprod = config.alphasCumprod
         predictionType = config.predictionType
         clipRange = config.clipSample ?? true ? Float(config.clipSampleRange) : nil

@@ -20,6 +20,7 @@ public struct PNDMScheduler: Scheduler {
         guard config.skipPrkSteps else { throw .unsupported(key: "skip_prk_steps", value: "false") }
         if config.predictionType == .sample { throw .unsupported(key: "prediction_type", value: "sample") }
         let spaced = try config.spacedTimesteps(steps: steps, spacing: config.timestepSpacing ?? .leading, roundLinspace: true)
+        try config.requireTrainTimesteps(spaced, steps: steps)
         // diffusers: ascending [t0 ... t(n-1)] -> [t0 ... t(n-2), t(n-2), t(n-1)], reversed.
         var plms = spaced
         if spaced.count > 1 { plms.insert(spaced[1], at: 1) }

@@ -97,16 +97,16 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
             throw .unreadable(path: path, reason: "cannot read the file")
         }
         do {
-            try self.init(json: data)
+            self = try Self.decode(json: data)
         } catch .unreadable(_, let reason) {
             throw .unreadable(path: path, reason: reason)
         }
     }
 
     /// Parses and validates config JSON.
-    public init(json data: Data) throws(SchedulerError) {
+    public static func decode(json data: Data) throws(SchedulerError) -> SchedulerConfig {
         do {
-            self = try JSONDecoder().decode(SchedulerConfig.self, from: data)
+            return try JSONDecoder().decode(SchedulerConfig.self, from: data)
         } catch let error as SchedulerError {
             throw error
         } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
@@ -333,11 +333,17 @@ extension SchedulerConfig {
         case .trailing:
             timesteps = Self.numpyTrailing(trainSteps: trainSteps, steps: steps).map { $0 - 1 }
         }
-        // steps_offset can push leading timesteps past the schedule (diffusers then fails on indexing).
-        if let bad = timesteps.first(where: { !($0 >= 0 && $0 <= Double(trainSteps - 1)) }) {
-            throw .invalidSteps(steps, reason: "timestep \(bad) (steps_offset \(stepsOffset)) lies outside 0..<\(trainSteps)")
-        }
         return timesteps
+    }
+
+    /// For samplers that index alphas_cumprod by timestep: steps_offset can push leading
+    /// timesteps past the schedule, and numpy's arange gives trailing spacing a timestep -1
+    /// for some step counts (61, 103, ...); diffusers would fail or wrap around there.
+    func requireTrainTimesteps(_ timesteps: [Double], steps: Int) throws(SchedulerError) {
+        let last = Double(numTrainTimesteps - 1)
+        if let bad = timesteps.first(where: { !($0 >= 0 && $0 <= last) }) {
+            throw .invalidSteps(steps, reason: "timestep \(bad) lies outside 0...\(numTrainTimesteps - 1) (steps_offset \(stepsOffset))")
+        }
     }
 
     /// np.linspace(start, stop, n): start + i * step in double, last element exactly stop.
