@@ -11,7 +11,7 @@ def randn(*shape):
 
 
 def linear_cases():
-    tensors, metadata = {}, {}
+    tensors, names = {}, []
     # (name, input shape, out features, bias)
     for name, shape, out, bias in [
         ("tokens", (2, 5, 64), 48, True),      # [B, L, C] like attention projections
@@ -25,12 +25,12 @@ def linear_cases():
         if b is not None:
             tensors[f"{name}.b"] = b
         tensors[f"{name}.y"] = F.linear(x, w, b)
-        metadata[name] = "linear"
-    save("ops/linear.safetensors", tensors, metadata)
+        names.append(name)
+    save("ops/linear.safetensors", tensors, {"cases": " ".join(names)})
 
 
 def conv_cases():
-    tensors, metadata = {}, {}
+    tensors, cases = {}, []
     # (name, input shape, out channels, kernel, stride, padding, bias)
     for name, shape, out, kernel, stride, padding, bias in [
         ("k3s1p1", (2, 16, 9, 13), 24, 3, 1, 1, True),     # UNet/VAE 3x3, batch 2, non-square
@@ -51,8 +51,9 @@ def conv_cases():
         if b is not None:
             tensors[f"{name}.b"] = b
         tensors[f"{name}.y"] = F.conv2d(x, w, b, stride=stride, padding=padding)
-        metadata[name] = f"{stride},{padding}"
-    save("ops/conv2d.safetensors", tensors, metadata)
+        cases.append(f"{name}={stride},{padding}")
+    # One metadata key: safetensors writes several in no fixed order, and the file should be byte-stable.
+    save("ops/conv2d.safetensors", tensors, {"cases": " ".join(cases)})
 
 
 def shape_cases():
