@@ -11,7 +11,7 @@ public struct DDIMScheduler: Scheduler {
     private let clipRange: Float?
     private let eta: Float
 
-    public init(config: SchedulerConfig, steps: Int) throws {
+    public init(config: SchedulerConfig, steps: Int) throws(SchedulerError) {
         try self.init(config: config, steps: steps, eta: 0)
     }
 

@@ -1,8 +1,9 @@
-/// PNDM as diffusers' `PNDMScheduler` with `skip_prk_steps` (PLMS, the Stable Diffusion 1.x
-/// default): a fourth-order linear multistep method on the model's noise predictions.
-/// The Runge-Kutta warm-up (`skip_prk_steps: false`) is not implemented and is refused.
+/// PNDM as diffusers' `PNDMScheduler`: a fourth-order linear multistep method (PLMS) on the
+/// model's noise predictions. With `skip_prk_steps` (the Stable Diffusion 1.x default) it warms
+/// up with one repeated step; without, with three Runge-Kutta steps of four model calls each.
 public struct PNDMScheduler: Scheduler {
-    /// One more entry than inference steps: the second timestep repeats (the warm-up step).
+    /// With skip_prk_steps one more entry than inference steps (the second timestep repeats);
+    /// otherwise 12 Runge-Kutta entries over the first 4 intervals, then the other steps.
     public let timesteps: [Double]
     public let initNoiseSigma: Float = 1
     private let alphasCumprod: [Float]
@@ -11,20 +12,41 @@ public struct PNDMScheduler: Scheduler {
     private let predictionType: PredictionType
     /// The last (up to) four noise predictions, newest last.
     private var history: [Tensor] = []
-    /// The first step's sample, which the warm-up step restarts from.
+    /// The sample the current warm-up step restarts from.
     private var firstSample: Tensor?
+    /// Runge-Kutta sub-steps before PLMS takes over: 12, or 0 with skip_prk_steps.
+    private let rungeKuttaSteps: Int
+    /// Half an inference interval, the Runge-Kutta midpoint offset.
+    private let halfRatio: Int
+    /// The Runge-Kutta weighted sum of the current step's model outputs so far.
+    private var rungeKuttaSum: Tensor?
     private var counter = 0
 
     public init(config: SchedulerConfig, steps: Int) throws(SchedulerError) {
         try config.validate()
-        guard config.skipPrkSteps else { throw .unsupported(key: "skip_prk_steps", value: "false") }
         if config.predictionType == .sample { throw .unsupported(key: "prediction_type", value: "sample") }
         let spaced = try config.spacedTimesteps(steps: steps, spacing: config.timestepSpacing ?? .leading, roundLinspace: true)
-        try config.requireTrainTimesteps(spaced, steps: steps)
-        // diffusers: ascending [t0 ... t(n-1)] -> [t0 ... t(n-2), t(n-2), t(n-1)], reversed.
-        var plms = spaced
-        if spaced.count > 1 { plms.insert(spaced[1], at: 1) }
-        timesteps = plms
+        let half = Double(config.numTrainTimesteps / steps / 2)
+        halfRatio = Int(half)
+        if config.skipPrkSteps {
+            // diffusers: ascending [t0 ... t(n-1)] -> [t0 ... t(n-2), t(n-2), t(n-1)], reversed.
+            var plms = spaced
+            if spaced.count > 1 { plms.insert(spaced[1], at: 1) }
+            timesteps = plms
+            rungeKuttaSteps = 0
+        } else {
+            guard spaced.count >= 4 else {
+                throw .invalidSteps(steps, reason: "the Runge-Kutta warm-up (skip_prk_steps false) needs at least 4 steps")
+            }
+            // diffusers: the 4 largest timesteps t and their midpoints t + h give, descending,
+            // t3, t2+h, t2+h, t2, t2, t1+h, t1+h, t1, t1, t0+h, t0+h, t0; then PLMS from t0 down.
+            let largest = spaced.prefix(4).reversed()
+            let points = largest.flatMap { [$0, $0 + half] }.dropLast()
+            let doubled = points.flatMap { [$0, $0] }.dropFirst().dropLast()
+            timesteps = doubled.reversed() + spaced.dropFirst(3)
+            rungeKuttaSteps = 12
+        }
+        try config.requireTrainTimesteps(timesteps, steps: steps)
         alphasCumprod = config.alphasCumprod
         finalAlphaCumprod = config.setAlphaToOne ?? false ? 1 : alphasCumprod[0]
         stepRatio = config.numTrainTimesteps / steps
@@ -35,8 +57,10 @@ public struct PNDMScheduler: Scheduler {
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout any RandomSource) -> SchedulerStep {
         precondition(timesteps.indices.contains(stepIndex), "PNDM step \(stepIndex) outside 0..<\(timesteps.count)")
-        precondition(modelOutput.shape == sample.shape && history.allSatisfy { $0.shape == sample.shape },
+        precondition(modelOutput.shape == sample.shape && history.allSatisfy { $0.shape == sample.shape }
+                        && (rungeKuttaSum?.shape ?? sample.shape) == sample.shape,
                      "PNDM inputs change shape within a run")
+        if counter < rungeKuttaSteps { return rungeKuttaStep(modelOutput: modelOutput, stepIndex: stepIndex, sample: sample) }
         var t = Int(timesteps[stepIndex])
         var prevT = t - stepRatio
         if counter != 1 {
@@ -74,6 +98,28 @@ public struct PNDMScheduler: Scheduler {
         }
         counter += 1
         return previous(sample: input, t: t, prevT: prevT, modelOutput: combined)
+    }
+
+    /// One of the four sub-steps of a Runge-Kutta step, as diffusers' `step_prk`: each moves
+    /// from the step's start sample; the fourth with the 1/6, 1/3, 1/3, 1/6 weighted output.
+    private mutating func rungeKuttaStep(modelOutput: Tensor, stepIndex: Int, sample: Tensor) -> SchedulerStep {
+        let phase = counter % 4
+        let prevT = Int(timesteps[stepIndex]) - (counter % 2 == 1 ? 0 : halfRatio)
+        let t = Int(timesteps[counter / 4 * 4])
+        var output = modelOutput
+        switch phase {
+        case 0:
+            rungeKuttaSum = LatentMath.map(modelOutput) { Float(1.0 / 6.0) * $0 }
+            history.append(modelOutput)
+            firstSample = sample
+        case 1, 2:
+            rungeKuttaSum = rungeKuttaSum.map { LatentMath.map($0, modelOutput) { sum, m in sum + Float(1.0 / 3.0) * m } }
+        default:
+            output = rungeKuttaSum.map { LatentMath.map($0, modelOutput) { sum, m in sum + Float(1.0 / 6.0) * m } } ?? modelOutput
+            rungeKuttaSum = nil
+        }
+        counter += 1
+        return previous(sample: firstSample ?? sample, t: t, prevT: prevT, modelOutput: output)
     }
 
     /// Formula (9) of the PNDM paper, as diffusers' `_get_prev_sample`.
