@@ -316,8 +316,11 @@ extension SchedulerConfig {
     /// diffusers' `set_timesteps` spacing (DDIM, DDPM, Euler, LMS), descending.
     ///
     /// `roundLinspace`: DDIM and DDPM round linspace timesteps to integers; Euler and LMS
-    /// keep them fractional (as float32).
-    public func spacedTimesteps(steps: Int, spacing: TimestepSpacing, roundLinspace: Bool) throws(SchedulerError) -> [Double] {
+    /// keep them fractional (as float32). `allowOutsideRange`: the Euler samplers keep timesteps
+    /// outside 0..<T as diffusers does (np.interp clamps their sigma), e.g. the final -1 that
+    /// numpy's arange gives trailing spacing for 61 steps.
+    public func spacedTimesteps(steps: Int, spacing: TimestepSpacing, roundLinspace: Bool,
+                                allowOutsideRange: Bool = false) throws(SchedulerError) -> [Double] {
         let trainSteps = numTrainTimesteps
         guard steps >= 1, steps <= trainSteps else {
             throw .invalidSteps(steps, reason: "must lie in 1...\(trainSteps) (num_train_timesteps)")
@@ -334,7 +337,7 @@ extension SchedulerConfig {
             timesteps = Self.numpyTrailing(trainSteps: trainSteps, steps: steps).map { $0 - 1 }
         }
         // steps_offset can push leading timesteps past the schedule (diffusers then fails on indexing).
-        if let bad = timesteps.first(where: { !($0 >= 0 && $0 <= Double(trainSteps - 1)) }) {
+        if !allowOutsideRange, let bad = timesteps.first(where: { !($0 >= 0 && $0 <= Double(trainSteps - 1)) }) {
             throw .invalidSteps(steps, reason: "timestep \(bad) (steps_offset \(stepsOffset)) lies outside 0..<\(trainSteps)")
         }
         return timesteps
