@@ -35,7 +35,7 @@ struct CountingRandom: RandomSource {
 
     static func config(_ file: SafeTensorsFile, _ key: String) throws -> SchedulerConfig {
         let json = try #require(file.metadata["\(key).config"], "no config for \(key)")
-        return try SchedulerConfig.decode(json: Data(json.utf8))
+        return try SchedulerConfig(json: Data(json.utf8))
     }
 
     static func steps<T: Decodable>(_ file: SafeTensorsFile, _ key: String, as type: T.Type) throws -> T {

@@ -17,7 +17,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
             throw .unsupported(key: "prediction_type", value: config.predictionType.rawValue)
         }
         let spacing = config.timestepSpacing ?? .linspace
-        timesteps = try config.spacedTimesteps(steps: steps, spacing: spacing, roundLinspace: false)
+        timesteps = try config.spacedTimesteps(steps: steps, spacing: spacing, roundLinspace: false, allowOutsideRange: true)
         let trainSigmas = config.trainSigmas
         sigmas = timesteps.map { Float(SchedulerConfig.interpolate($0, table: trainSigmas)) } + [0]
         predictionType = config.predictionType

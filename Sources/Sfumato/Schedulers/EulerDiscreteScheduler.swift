@@ -17,7 +17,7 @@ public struct EulerDiscreteScheduler: Scheduler {
         }
         guard config.timestepType == "discrete" else { throw .unsupported(key: "timestep_type", value: config.timestepType) }
         let spacing = config.timestepSpacing ?? .linspace
-        var timesteps = try config.spacedTimesteps(steps: steps, spacing: spacing, roundLinspace: false)
+        var timesteps = try config.spacedTimesteps(steps: steps, spacing: spacing, roundLinspace: false, allowOutsideRange: true)
         let trainSigmas = config.trainSigmas
         var sigmas = timesteps.map { SchedulerConfig.interpolate($0, table: trainSigmas) }
         if config.useKarrasSigmas {
