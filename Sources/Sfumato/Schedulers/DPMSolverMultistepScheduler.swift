@@ -97,7 +97,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor,
                               random: inout any RandomSource) -> SchedulerStep {
-        precondition(modelOutput.shape == sample.shape, "model output \(modelOutput.shape) vs sample \(sample.shape)")
+        precondition(timesteps.indices.contains(stepIndex), "DPM-Solver step \(stepIndex) outside 0..<\(timesteps.count)")
         let count = timesteps.count
         let original = convertModelOutput(modelOutput, stepIndex: stepIndex, sample: sample)
         let isLast = stepIndex == count - 1
@@ -124,17 +124,15 @@ public struct DPMSolverMultistepScheduler: Scheduler {
     /// DPM-Solver++ integrates the data prediction: the model output turned into x0.
     private func convertModelOutput(_ modelOutput: Tensor, stepIndex: Int, sample: Tensor) -> Tensor {
         let (alpha, sigma) = alphaSigma(sigmas[stepIndex])
-        let result = Tensor(uninitializedShape: sample.shape)
-        let m = modelOutput.pointer, x = sample.pointer, out = result.pointer
         switch predictionType {
         case .epsilon:
-            for index in 0..<sample.count { out[index] = (x[index] - sigma * m[index]) / alpha }
+            return LatentMath.map(sample, modelOutput) { x, epsilon in (x - sigma * epsilon) / alpha }
         case .vPrediction:
-            for index in 0..<sample.count { out[index] = alpha * x[index] - sigma * m[index] }
+            return LatentMath.map(sample, modelOutput) { x, v in alpha * x - sigma * v }
         case .sample:
-            out.update(from: m, count: sample.count)
+            precondition(modelOutput.shape == sample.shape, "scheduler inputs of shapes \(modelOutput.shape) and \(sample.shape)")
+            return modelOutput
         }
-        return result
     }
 
     private func firstOrderUpdate(_ original: Tensor, stepIndex: Int, sample: Tensor) -> Tensor {
@@ -144,10 +142,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let h = lambda(alphaT, sigmaT) - lambda(alphaS, sigmaS)
         let sampleScale = sigmaT / sigmaS
         let originalScale = alphaT * (exp(-h) - 1)
-        let result = Tensor(uninitializedShape: sample.shape)
-        let x = sample.pointer, x0 = original.pointer, out = result.pointer
-        for index in 0..<sample.count { out[index] = sampleScale * x[index] - originalScale * x0[index] }
-        return result
+        return LatentMath.map(sample, original) { x, x0 in sampleScale * x - originalScale * x0 }
     }
 
     /// Midpoint second-order multistep update from the x0 predictions of this and the previous step.
@@ -162,12 +157,8 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let sampleScale = sigmaT / sigmaS0
         let originalScale = alphaT * (exp(-h) - 1)
         let halfScale = 0.5 * originalScale
-        let result = Tensor(uninitializedShape: sample.shape)
-        let x = sample.pointer, m0 = original.pointer, m1 = previous.pointer, out = result.pointer
-        for index in 0..<sample.count {
-            let d1 = differenceScale * (m0[index] - m1[index])
-            out[index] = sampleScale * x[index] - originalScale * m0[index] - halfScale * d1
+        return LatentMath.map(sample, original, previous) { x, m0, m1 in
+            sampleScale * x - originalScale * m0 - halfScale * (differenceScale * (m0 - m1))
         }
-        return result
     }
 }

@@ -31,7 +31,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
     /// Draws one `random.normal(shape: modelOutput.shape)` per call, the last step included, as diffusers does.
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor,
                               random: inout any RandomSource) -> SchedulerStep {
-        precondition(modelOutput.shape == sample.shape, "model output \(modelOutput.shape) vs sample \(sample.shape)")
+        precondition(timesteps.indices.contains(stepIndex), "Euler ancestral step \(stepIndex) outside 0..<\(timesteps.count)")
         let sigma = sigmas[stepIndex]
         let sigmaNext = sigmas[stepIndex + 1]
         let original = eulerPredictOriginal(modelOutput: modelOutput, sample: sample, sigma: sigma, predictionType: predictionType)
@@ -42,13 +42,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         let sigmaDown = (nextSquared - sigmaUp * sigmaUp).squareRoot()
         let dt = sigmaDown - sigma
         let noise = random.normal(shape: modelOutput.shape)
-        precondition(noise.count == sample.count, "random source gave \(noise.shape) for \(modelOutput.shape)")
-        let next = Tensor(uninitializedShape: sample.shape)
-        let x = sample.pointer, x0 = original.pointer, z = noise.pointer, out = next.pointer
-        for index in 0..<sample.count {
-            let deterministic = x[index] + (x[index] - x0[index]) / sigma * dt
-            out[index] = deterministic + z[index] * sigmaUp
-        }
+        let next = LatentMath.map(sample, original, noise) { x, x0, z in (x + (x - x0) / sigma * dt) + z * sigmaUp }
         return SchedulerStep(prevSample: next, predictedOriginal: original)
     }
 }

@@ -40,16 +40,12 @@ public struct EulerDiscreteScheduler: Scheduler {
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor,
                               random: inout any RandomSource) -> SchedulerStep {
-        precondition(modelOutput.shape == sample.shape, "model output \(modelOutput.shape) vs sample \(sample.shape)")
+        precondition(timesteps.indices.contains(stepIndex), "Euler step \(stepIndex) outside 0..<\(timesteps.count)")
         let sigma = sigmas[stepIndex]
         let original = eulerPredictOriginal(modelOutput: modelOutput, sample: sample, sigma: sigma, predictionType: predictionType)
         // x + (x - x0) / sigma * (sigma_next - sigma)
         let dt = sigmas[stepIndex + 1] - sigma
-        let next = Tensor(uninitializedShape: sample.shape)
-        let x = sample.pointer, x0 = original.pointer, out = next.pointer
-        for index in 0..<sample.count {
-            out[index] = x[index] + (x[index] - x0[index]) / sigma * dt
-        }
+        let next = LatentMath.map(sample, original) { x, x0 in x + (x - x0) / sigma * dt }
         return SchedulerStep(prevSample: next, predictedOriginal: original)
     }
 }
@@ -63,26 +59,21 @@ func eulerInitNoiseSigma(sigmas: [Float], spacing: TimestepSpacing) -> Float {
 /// sample / sqrt(sigma^2 + 1): the variance-preserving input the UNet was trained on.
 func eulerScaleModelInput(_ sample: Tensor, sigma: Float) -> Tensor {
     let divisor = (sigma * sigma + 1).squareRoot()
-    let result = Tensor(uninitializedShape: sample.shape)
-    let input = sample.pointer, out = result.pointer
-    for index in 0..<sample.count { out[index] = input[index] / divisor }
-    return result
+    return LatentMath.map(sample) { $0 / divisor }
 }
 
 /// The x0 estimate of the Euler samplers (sigma parameterisation, x = x0 + sigma * eps).
 func eulerPredictOriginal(modelOutput: Tensor, sample: Tensor, sigma: Float, predictionType: PredictionType) -> Tensor {
-    let result = Tensor(uninitializedShape: sample.shape)
-    let m = modelOutput.pointer, x = sample.pointer, out = result.pointer
     switch predictionType {
     case .epsilon:
-        for index in 0..<sample.count { out[index] = x[index] - sigma * m[index] }
+        return LatentMath.map(sample, modelOutput) { x, epsilon in x - sigma * epsilon }
     case .vPrediction:
         // v * -sigma / sqrt(sigma^2 + 1) + x / (sigma^2 + 1)
         let variance = sigma * sigma + 1
         let vScale = -sigma / variance.squareRoot()
-        for index in 0..<sample.count { out[index] = m[index] * vScale + x[index] / variance }
+        return LatentMath.map(sample, modelOutput) { x, v in v * vScale + x / variance }
     case .sample:
-        out.update(from: m, count: sample.count)
+        precondition(modelOutput.shape == sample.shape, "scheduler inputs of shapes \(modelOutput.shape) and \(sample.shape)")
+        return modelOutput
     }
-    return result
 }

@@ -316,7 +316,8 @@ extension SchedulerConfig {
     /// diffusers' `set_timesteps` spacing (DDIM, DDPM, Euler, LMS), descending.
     ///
     /// `roundLinspace`: DDIM and DDPM round linspace timesteps to integers; Euler and LMS
-    /// keep them fractional (as float32).
+    /// keep them fractional (as float32). Timesteps may fall outside 0..<T (see
+    /// `requireTrainTimesteps` for the samplers that cannot take that).
     public func spacedTimesteps(steps: Int, spacing: TimestepSpacing, roundLinspace: Bool) throws(SchedulerError) -> [Double] {
         let trainSteps = numTrainTimesteps
         guard steps >= 1, steps <= trainSteps else {
