@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench clean vocab
+.PHONY: help deps check-deps build run test fixtures venv doctor bench verify-full clean vocab
 
 help:
 	@echo "make run       build and generate an image (first README command)"
@@ -37,11 +37,27 @@ build: check-deps
 run: build
 	$(BIN) --help
 
+# Tests run optimised (the network fixtures are slow in debug builds); -enable-testing lets
+# suites reach internal modules. One build serves the command-line smoke test and the suites.
+TEST_FLAGS := -c $(CONFIG) -Xswiftc -enable-testing
 test: check-deps vocab
-	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	Tests/cli-smoke.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
 
 doctor: build
 	$(BIN) doctor
+
+bench: build
+	env -u OPENBLAS_CORETYPE $(BIN) bench-ops
+
+# Full-size SD 1.5 shapes with random weights (git-ignored .cache/sd15-random, ~9 GB): our
+# networks against PyTorch, from the diffusers folder and from the single-file checkpoint.
+verify-full: venv vocab build
+	cd Tests/Reference && ../../$(PYTHON) verify_full.py
+	$(BIN) verify --model .cache/sd15-random/diffusers --reference .cache/sd15-random/reference.safetensors
+	$(BIN) verify --model .cache/sd15-random/sd15-random.safetensors --tokenizer .cache/sd15-random/diffusers/tokenizer \
+	    --reference .cache/sd15-random/reference.safetensors
 
 # The real CLIP BPE vocabulary (not committed): derived from the open-clip-torch wheel.
 CLIP_VOCAB := .cache/clip-vocab
@@ -57,7 +73,7 @@ $(VENV)/.installed: Tests/Reference/requirements.txt
 	touch $@
 
 fixtures: venv
-	@set -e; for script in Tests/Reference/fixtures_*.py; do echo "== $$script"; $(PYTHON) $$script; done
+	@set -e; cd Tests/Reference; for script in fixtures_*.py; do echo "== $$script"; ../../$(PYTHON) $$script; done
 
 clean:
 	rm -rf .build

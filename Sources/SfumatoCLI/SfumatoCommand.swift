@@ -6,6 +6,6 @@ struct SfumatoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sfumato",
         abstract: "Stable Diffusion on the CPU, through OpenBLAS.",
-        subcommands: [DoctorCommand.self, TokenizeCommand.self]
+        subcommands: [GenerateCommand.self, TokenizeCommand.self, DoctorCommand.self, BenchOpsCommand.self, VerifyCommand.self]
     )
 }

@@ -12,18 +12,8 @@ enum Fixtures {
     static func file(_ relative: String) throws -> SafeTensorsFile { try SafeTensorsFile(path: path(relative)) }
 }
 
-/// max |actual - expected| / max |expected|: the error measure every comparison with PyTorch uses.
-func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
-    precondition(actual.count == expected.count, "comparing \(actual.shape) with \(expected.shape)")
-    var maxError: Float = 0
-    var maxReference: Float = 0
-    for index in 0..<actual.count {
-        let difference = abs(actual[flat: index] - expected[flat: index])
-        maxError = difference.isNaN ? .infinity : max(maxError, difference)
-        maxReference = max(maxReference, abs(expected[flat: index]))
-    }
-    return maxError / max(maxReference, .leastNormalMagnitude)
-}
+/// The error measure every comparison with PyTorch uses (see `maxRelativeError`).
+func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float { maxRelativeError(actual, expected) }
 
 /// Records a failure unless shapes match and the relative error is within `tolerance`.
 func expectClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float, _ what: String = "",

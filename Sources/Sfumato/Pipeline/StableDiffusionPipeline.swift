@@ -1,0 +1,166 @@
+import Foundation
+
+/// What to draw. Width and height default to the model's native size.
+public struct GenerationRequest: Sendable {
+    public var prompt: String
+    /// The unconditional text of classifier-free guidance ("" when not given).
+    public var negativePrompt: String
+    public var steps: Int
+    public var guidanceScale: Float
+    public var seed: UInt64
+    public var width: Int?
+    public var height: Int?
+    /// nil: the model's own scheduler (scheduler/scheduler_config.json's class).
+    public var scheduler: SchedulerKind?
+
+    public init(prompt: String, negativePrompt: String = "", steps: Int = 25, guidanceScale: Float = 7.5,
+                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.steps = steps
+        self.guidanceScale = guidanceScale
+        self.seed = seed
+        self.width = width
+        self.height = height
+        self.scheduler = scheduler
+    }
+}
+
+/// Reported after every denoising step; the callback returns false to stop the run.
+public struct GenerationProgress: Sendable {
+    public let step: Int
+    public let totalSteps: Int
+    /// Seconds since the run started (text encoding included).
+    public let elapsed: Double
+    /// The latents after this step.
+    public let latents: Tensor
+    /// The scheduler's current estimate of the final latents (decode it for a preview).
+    public let predictedOriginal: Tensor
+}
+
+public enum GenerationError: Error, CustomStringConvertible, Equatable {
+    case invalidRequest(String)
+    case cancelled(afterStep: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidRequest(reason): reason
+        case let .cancelled(step): "cancelled after step \(step)"
+        }
+    }
+}
+
+/// Text to image with Stable Diffusion 1.x: load once, then call `generate` from any number of
+/// tasks at once (the networks are read-only; each run has its own scheduler and random source).
+public final class StableDiffusionPipeline: Sendable {
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public let schedulerConfig: SchedulerConfig
+    /// Shown in PNG metadata: the model folder or file name.
+    public let modelName: String
+
+    /// Loads every part of the model; all tensor problems of a component come in one error.
+    public init(files: ModelFiles) throws {
+        modelName = files.displayName
+        tokenizer = try CLIPTokenizer(directory: try files.requireTokenizerFolder())
+        schedulerConfig = try files.config(component: "scheduler", sd15Default: SD15Defaults.scheduler) { data, _ in
+            try SchedulerConfig.decode(json: data)
+        }
+
+        let textConfig = try files.config(component: "text_encoder", sd15Default: SD15Defaults.textEncoder) { data, _ in
+            try JSONDecoder().decode(CLIPTextConfig.self, from: data)
+        }
+        textEncoder = try CLIPTextModel(config: textConfig, weights: try files.tensors(component: "text_encoder", original: .textEncoder))
+
+        let unetConfig = try files.config(component: "unet", sd15Default: SD15Defaults.unet) { data, path in
+            try UNet2DConditionConfig(json: data, path: path)
+        }
+        unet = try UNet2DConditionModel(
+            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
+
+        let vaeConfig = try files.config(component: "vae", sd15Default: SD15Defaults.vae) { data, _ in
+            try JSONDecoder().decode(AutoencoderKLConfig.self, from: data)
+        }
+        // Text to image needs only the decoder; image to image will load the encoder too.
+        vae = try AutoencoderKL(
+            config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)),
+            loadEncoder: false)
+    }
+
+    /// Pixels per latent cell (8 for SD: one per VAE downsampling level).
+    public var vaeScaleFactor: Int { 1 << (vae.config.blockOutChannels.count - 1) }
+    /// The UNet's sample_size (latent cells) in pixels; diffusers reads it the same way.
+    public var defaultWidth: Int { (unet.config.sampleSize?.last ?? 64) * vaeScaleFactor }
+    public var defaultHeight: Int { (unet.config.sampleSize?.first ?? 64) * vaeScaleFactor }
+
+    /// Checks a request before any work; the message names the bad value.
+    public func validate(_ request: GenerationRequest) throws(GenerationError) {
+        let width = request.width ?? defaultWidth
+        let height = request.height ?? defaultHeight
+        guard request.steps >= 1, request.steps <= 1000 else { throw .invalidRequest("steps must be between 1 and 1000, not \(request.steps)") }
+        guard request.guidanceScale.isFinite else { throw .invalidRequest("guidance scale must be a finite number, not \(request.guidanceScale)") }
+        for (name, value) in [("width", width), ("height", height)] {
+            // Multiples of 8 as diffusers requires, and of the VAE's factor so latents tile the image.
+            let multiple = max(8, vaeScaleFactor)
+            guard value >= multiple, value % multiple == 0 else {
+                throw .invalidRequest("\(name) must be a positive multiple of \(multiple), not \(value)")
+            }
+        }
+        // The VAE decoder's widest activations dominate memory: about 6 live float maps of its
+        // widest channel count at full resolution.
+        let bytes = 6 * Double(vae.config.blockOutChannels.first ?? 128) * Double(width) * Double(height) * 4
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < 0.75 * available else {
+            throw .invalidRequest(String(format: "%dx%d needs about %.0f GB for the VAE decode, more than this machine's %.0f GB",
+                                         width, height, bytes / 1e9, available / 1e9))
+        }
+    }
+
+    /// Runs text encoding, the denoising loop and the VAE decode; returns the image's latents.
+    public func generateLatents(_ request: GenerationRequest,
+                                progress: (GenerationProgress) -> Bool = { _ in true }) throws -> Tensor {
+        try validate(request)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let width = request.width ?? defaultWidth
+        let height = request.height ?? defaultHeight
+        // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
+        let guided = request.guidanceScale > 1
+        let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
+        let textStates = try textEncoder(prompts.map { tokenizer.encode($0) })
+
+        var scheduler = try makeScheduler(kind: try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig),
+                                          config: schedulerConfig, steps: request.steps)
+        var random: any RandomSource = TorchRandom(seed: request.seed)
+        let latentShape = [1, unet.config.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
+        var latents = scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma)
+
+        for (index, timestep) in scheduler.timesteps.enumerated() {
+            let input = scheduler.scaleModelInput(latents, stepIndex: index)
+            let batch = guided ? concat([input, input], axis: 0) : input
+            let noise = try unet(batch, timestep: timestep, encoderHiddenStates: textStates)
+            let prediction = guided
+                ? classifierFreeGuidance(unconditional: noise.slice(0..<1), conditional: noise.slice(1..<2), scale: request.guidanceScale)
+                : noise
+            let step = scheduler.step(modelOutput: prediction, stepIndex: index, sample: latents, random: &random)
+            latents = step.prevSample
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let report = GenerationProgress(step: index + 1, totalSteps: scheduler.timesteps.count, elapsed: elapsed,
+                                            latents: latents, predictedOriginal: step.predictedOriginal)
+            guard progress(report) else { throw GenerationError.cancelled(afterStep: index + 1) }
+        }
+        return latents
+    }
+
+    /// Latents to an 8-bit RGB image through the VAE decoder.
+    public func decode(_ latents: Tensor) throws -> RGBImage {
+        try RGBImage(decoded: try vae.decode(scaled(latents, by: 1 / vae.config.scalingFactor)))
+    }
+
+    /// A prompt in, an image out.
+    public func generate(_ request: GenerationRequest,
+                         progress: (GenerationProgress) -> Bool = { _ in true }) throws -> RGBImage {
+        try decode(try generateLatents(request, progress: progress))
+    }
+}

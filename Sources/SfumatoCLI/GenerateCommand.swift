@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Sfumato
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Draw an image from a text prompt and save it as a PNG with its generation parameters.",
+        discussion: """
+        Without --model, the embedded default model in Models/ is used. A model is a diffusers folder \
+        (model_index.json, text_encoder/, tokenizer/, unet/, vae/, scheduler/) or a single-file SD 1.x \
+        .safetensors checkpoint (give --tokenizer, or put a tokenizer/ folder beside it).
+        The same model, prompt, negative prompt, seed, scheduler, steps, guidance and size give the image \
+        diffusers gives.
+        """
+    )
+
+    @Argument(help: "What to draw.")
+    var prompt: String
+
+    @Option(help: "What to steer away from (the unconditional text of classifier-free guidance).")
+    var negativePrompt = ""
+
+    @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.")
+    var model: String?
+
+    @Option(help: "Tokenizer folder (vocab.json, merges.txt), for single-file checkpoints.")
+    var tokenizer: String?
+
+    @Option(help: "Sampler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the model's own.")
+    var scheduler: SchedulerKind?
+
+    @Option(help: "Denoising steps.")
+    var steps = 25
+
+    @Option(help: "Classifier-free guidance scale (1 turns guidance off).")
+    var guidanceScale: Float = 7.5
+
+    @Option(help: "Random seed (torch-compatible); random when not given, and printed.")
+    var seed: UInt64?
+
+    @Option(help: "Image width in pixels, a multiple of 8. Default: the model's native size.")
+    var width: Int?
+
+    @Option(help: "Image height in pixels, a multiple of 8. Default: the model's native size.")
+    var height: Int?
+
+    @Option(help: "Number of images; image i uses seed + i.")
+    var batchCount = 1
+
+    @Option(name: .shortAndLong, help: "Output PNG. With --batch-count > 1, -1, -2, ... are added before .png.")
+    var output = "sfumato.png"
+
+    @Option(help: "Save the decoded x0 prediction of every step as a PNG in this folder.")
+    var saveIntermediates: String?
+
+    @Option(help: "Threads for BLAS and our own loops. Default: all cores.")
+    var threads: Int?
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard guidanceScale.isFinite else { throw ValidationError("--guidance-scale must be a finite number") }
+        guard batchCount >= 1, batchCount <= 10_000 else { throw ValidationError("--batch-count must be between 1 and 10000") }
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        for (name, value) in [("--width", width), ("--height", height)] {
+            if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8, not \(value)") }
+        }
+        guard output.hasSuffix(".png") else { throw ValidationError("--output must end in .png") }
+        try checkWritableFolder(URL(fileURLWithPath: output).deletingLastPathComponent().path, option: "--output")
+        if let saveIntermediates { try checkWritableFolder(saveIntermediates, option: "--save-intermediates", create: true) }
+    }
+
+    func run() throws {
+        let status = StatusLine(quiet: quiet)
+        if let threads { Runtime.setThreads(threads) }
+        if let warning = BLASInfo.current().warning { status.message(warning) }
+
+        let files = try ModelFiles(path: model ?? DefaultModel.path(), tokenizer: tokenizer)
+        let loadStart = Date()
+        let pipeline = try StableDiffusionPipeline(files: files)
+        status.message("loaded \(pipeline.modelName) in " + String(format: "%.1f s", Date().timeIntervalSince(loadStart)))
+
+        let firstSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        if seed == nil { status.message("seed \(firstSeed)") }
+        let kind = try scheduler ?? SchedulerKind(defaultFor: pipeline.schedulerConfig)
+        for index in 0..<batchCount {
+            let request = GenerationRequest(
+                prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
+                seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind)
+            try pipeline.validate(request)
+            let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
+            let latents = try pipeline.generateLatents(request) { progress in
+                status.progress(step: progress.step, total: progress.totalSteps, elapsed: progress.elapsed,
+                                label: batchCount == 1 ? "" : "image \(index + 1)/\(batchCount) ")
+                if let saveIntermediates {
+                    let file = URL(fileURLWithPath: saveIntermediates)
+                        .appendingPathComponent((batchCount == 1 ? "" : "\(index + 1)-") + String(format: "step-%03d.png", progress.step)).path
+                    try? writePNG(pipeline.decode(progress.predictedOriginal), to: file)
+                }
+                return true
+            }
+            status.finishProgress()
+            let metadata = A1111Parameters(request: request, scheduler: kind, width: width ?? pipeline.defaultWidth,
+                                           height: height ?? pipeline.defaultHeight, model: pipeline.modelName)
+            try writePNG(pipeline.decode(latents), to: path, text: [("parameters", metadata.text)])
+            status.message("wrote \(path) (seed \(request.seed))")
+        }
+    }
+}
+
+extension SchedulerKind: ExpressibleByArgument {}
+
+/// Fails early, before loading a model, when results could not be saved.
+func checkWritableFolder(_ path: String, option: String, create: Bool = false) throws {
+    let folder = path.isEmpty ? "." : path
+    var isDirectory: ObjCBool = false
+    if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), create {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw ValidationError("\(option): cannot create folder \(folder): \(error.localizedDescription)")
+        }
+        isDirectory = true
+    }
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(option): folder \(folder) does not exist")
+    }
+    guard FileManager.default.isWritableFile(atPath: folder) else { throw ValidationError("\(option): folder \(folder) is not writable") }
+}

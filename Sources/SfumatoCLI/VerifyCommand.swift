@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Sfumato
+
+/// `make verify-full`: our networks against PyTorch's outputs on the same full-size weights.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Compare the networks with a PyTorch reference (written by Tests/Reference/verify_full.py).",
+        discussion: "Prints max|ours - torch| / max|torch| per network; exits 1 when one is above the tolerance."
+    )
+
+    @Option(help: "A diffusers folder or single-file checkpoint.")
+    var model: String
+
+    @Option(help: "Tokenizer folder, for single-file checkpoints.")
+    var tokenizer: String?
+
+    @Option(help: "Reference safetensors with inputs and torch outputs.")
+    var reference: String
+
+    @Option(help: "Largest accepted relative error.")
+    var tolerance: Float = 1e-3
+
+    func run() throws {
+        let start = Date()
+        let pipeline = try StableDiffusionPipeline(files: try ModelFiles(path: model, tokenizer: tokenizer))
+        print("loaded \(model) in " + String(format: "%.1f s", Date().timeIntervalSince(start)))
+        let file = try SafeTensorsFile(path: reference)
+        var worst: Float = 0
+
+        func report(_ name: String, _ ours: Tensor, _ expected: Tensor, seconds: Double) {
+            let error = maxRelativeError(ours, expected)
+            worst = max(worst, error.isNaN ? .infinity : error)
+            let label = name.padding(toLength: 28, withPad: " ", startingAt: 0)
+            print(label + String(format: " relative error %.3e   (%.2f s)", error, seconds))
+        }
+        func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
+            let start = Date()
+            let result = try body()
+            return (result, Date().timeIntervalSince(start))
+        }
+
+        let ids = try file.tensor("text_encoder.input_ids")
+        let rows = (0..<ids.shape[0]).map { row in (0..<ids.shape[1]).map { Int32(ids[flat: row * ids.shape[1] + $0]) } }
+        let (states, textSeconds) = try timed { try pipeline.textEncoder(rows) }
+        report("text encoder 2x77", states, try file.tensor("text_encoder.output"), seconds: textSeconds)
+
+        for size in [32, 64] {
+            let sample = try file.tensor("unet\(size).sample")
+            let timestep = Double(try file.tensor("unet\(size).timestep")[flat: 0])
+            let context = try file.tensor("unet\(size).encoder_hidden_states")
+            let (output, seconds) = try timed { try pipeline.unet(sample, timestep: timestep, encoderHiddenStates: context) }
+            report("UNet batch 2 at \(size)x\(size)", output, try file.tensor("unet\(size).output"), seconds: seconds)
+        }
+
+        let latents = try file.tensor("vae.latents")
+        let (image, vaeSeconds) = try timed { try pipeline.vae.decode(latents) }
+        report("VAE decode \(latents.shape[2])x\(latents.shape[3])", image, try file.tensor("vae.output"), seconds: vaeSeconds)
+
+        guard worst <= tolerance else {
+            print("FAILED: worst relative error \(worst) is above \(tolerance)")
+            throw ExitCode(1)
+        }
+        print("all within \(tolerance)")
+    }
+}
