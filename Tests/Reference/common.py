@@ -1,4 +1,5 @@
 """Helpers shared by the fixture scripts: seeding and writing safetensors fixtures."""
+import json
 import os
 import random
 
@@ -27,4 +28,18 @@ def save(relative_path: str, tensors: dict, metadata: dict | None = None) -> Non
             tensor = tensor.float()
         clean[name] = tensor.contiguous()
     save_file(clean, path, metadata=metadata)
+    _sort_header(path)
     print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
+
+
+def _sort_header(path: str) -> None:
+    """Rewrites the header with sorted keys: safetensors orders metadata at random, and fixtures
+    should come out byte-identical on every run. Offsets are explicit, so the data stays put."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+        data = f.read()
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + data)

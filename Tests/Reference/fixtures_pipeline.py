@@ -55,3 +55,14 @@ for name, scheduler, prompt, negative, seed, guidance in CASES:
     save(f"pipeline/{name}.safetensors", {"latents": latents, "pixels": pixels},
          metadata={"prompt": prompt, "negative_prompt": negative, "seed": str(seed), "guidance_scale": str(guidance),
                    "steps": "8", "width": "48", "height": "32", "scheduler": name})
+
+# The same tiny model as one original-layout checkpoint (the UNet keeps its fp16 storage), for
+# the single-file loader: every network read from it must equal the one read from the folder.
+from checkpoint_mapping import to_original  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+unet_fp16 = {k: v.half() for k, v in pipe.unet.state_dict().items()}
+single = to_original(unet_fp16, dict(pipe.unet.config), pipe.vae.state_dict(), dict(pipe.vae.config),
+                     pipe.text_encoder.state_dict())
+save_file({k: v.contiguous() for k, v in single.items()}, os.path.join(FIXTURES, "checkpoint", "tiny-single.safetensors"))
+print("wrote Fixtures/checkpoint/tiny-single.safetensors")

@@ -33,3 +33,49 @@ import Testing
         #expect(OriginalCheckpointSource.diffusersName(of: "model.diffusion_model.conv_in.weight", component: .vae(blockCount: 4)) == nil)
     }
 }
+
+/// The tiny model as one original-layout checkpoint (Tests/Reference/fixtures_pipeline.py) must give
+/// networks identical to those read from its diffusers folder.
+@Suite struct SingleFileCheckpointTests {
+    @Test func loadsTheSameNetworksAsTheFolder() throws {
+        let file = try Fixtures.file("checkpoint/tiny-single.safetensors")
+        #expect(OriginalCheckpointSource.isOriginalCheckpoint(file))
+        let textConfig = try CLIPTextConfig(contentsOf: Fixtures.path("tiny/text_encoder/config.json"))
+        let unetConfig = try UNet2DConditionConfig(contentsOf: Fixtures.path("tiny/unet/config.json"))
+        let vaeConfig = try AutoencoderKLConfig(contentsOf: Fixtures.path("tiny/vae/config.json"))
+
+        let ids: [[Int32]] = [[572, 320, 557, 70] + Array(repeating: 573, count: 73)]
+        let fromFile = try CLIPTextModel(config: textConfig, weights: OriginalCheckpointSource(file: file, component: .textEncoder))
+        let fromFolder = try CLIPTextModel(config: textConfig, weights: try Fixtures.file("tiny/text_encoder/model.safetensors"))
+        let states = try fromFolder(ids)
+        #expect(try fromFile(ids).toArray() == states.toArray())
+
+        var random = TorchRandom(seed: 3)
+        let sample = random.normal(shape: [1, 4, 8, 8])
+        let unetFile = try UNet2DConditionModel(
+            config: unetConfig, weights: OriginalCheckpointSource(file: file, component: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
+        let unetFolder = try UNet2DConditionModel(config: unetConfig, weights: try Fixtures.file("tiny/unet/diffusion_pytorch_model.safetensors"))
+        #expect(try unetFile(sample, timestep: 500, encoderHiddenStates: states).toArray()
+            == unetFolder(sample, timestep: 500, encoderHiddenStates: states).toArray())
+
+        let vaeFile = try AutoencoderKL(
+            config: vaeConfig, weights: OriginalCheckpointSource(file: file, component: .vae(blockCount: vaeConfig.blockOutChannels.count)))
+        let vaeFolder = try AutoencoderKL(config: vaeConfig, weights: try Fixtures.file("tiny/vae/diffusion_pytorch_model.safetensors"))
+        #expect(try vaeFile.decode(sample).toArray() == vaeFolder.decode(sample).toArray())
+        let image = random.normal(shape: [1, 3, 16, 16])
+        #expect(try vaeFile.encode(image).mean.toArray() == vaeFolder.encode(image).mean.toArray())
+    }
+
+    /// A checkpoint that does not fit the configuration: one error naming the tensors, not a crash.
+    @Test func misfitIsNamed() throws {
+        let file = try Fixtures.file("checkpoint/tiny-single.safetensors")
+        // Reading the tiny checkpoint with SD 1.5's configuration: every shape is wrong.
+        let sd15 = try UNet2DConditionConfig(json: Data(#"{"block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 768, "attention_head_dim": 8, "sample_size": 64}"#.utf8))
+        do {
+            _ = try UNet2DConditionModel(config: sd15, weights: OriginalCheckpointSource(file: file, component: .unet(layersPerBlock: 2)))
+            Issue.record("loading the tiny checkpoint as SD 1.5 must fail")
+        } catch {
+            #expect(error.description.contains("conv_in.weight"))
+        }
+    }
+}

@@ -86,3 +86,35 @@ import Testing
         #expect(throws: ModelLoadError.self) { try ModelFiles(path: Fixtures.path("tiny/unet")) }
     }
 }
+
+/// diffusers folders as downloaded with `variant="fp16"`: only `*.fp16.safetensors` weights.
+@Suite struct ModelFilesTests {
+    @Test func readsFP16VariantFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sfumato-fp16-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: Fixtures.root.appendingPathComponent("tiny"), to: folder)
+        for (component, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
+            let directory = folder.appendingPathComponent(component)
+            try FileManager.default.moveItem(at: directory.appendingPathComponent("\(base).safetensors"),
+                                             to: directory.appendingPathComponent("\(base).fp16.safetensors"))
+        }
+        let variant = try StableDiffusionPipeline(files: try ModelFiles(path: folder.path))
+        let original = try PipelineTests.pipeline.get()
+        let request = GenerationRequest(prompt: "a red circle", steps: 2, seed: 5, width: 16, height: 16, scheduler: .ddim)
+        #expect(try variant.generateLatents(request).toArray() == original.generateLatents(request).toArray())
+    }
+
+    @Test func refusesPickledCheckpointsAndStrangeFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sfumato-files-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pickle = folder.appendingPathComponent("model.ckpt")
+        try Data([0x80, 0x02]).write(to: pickle)
+        #expect(throws: ModelLoadError.self) { try ModelFiles(path: pickle.path) }
+        // A valid safetensors file that is not an SD checkpoint.
+        #expect(throws: ModelLoadError.self) { try ModelFiles(path: Fixtures.path("ops/linear.safetensors")) }
+        // A single-file checkpoint without a tokenizer beside it.
+        let files = try ModelFiles(path: Fixtures.path("checkpoint/tiny-single.safetensors"))
+        #expect(throws: ModelLoadError.self) { try StableDiffusionPipeline(files: files) }
+    }
+}
