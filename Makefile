@@ -17,6 +17,7 @@ help:
 	@echo "make doctor    libraries found, OpenBLAS core and threads, measured sgemm GFLOP/s"
 	@echo "make bench     operator benchmarks (not a test)"
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
+	@echo "make verify-full  full-size SD 1.5 (random weights): our networks and images vs PyTorch"
 
 # Installs the Debian packages that are missing; a clear message when that needs root.
 deps:
@@ -58,6 +59,10 @@ verify-full: venv vocab build
 	$(BIN) verify --model .cache/sd15-random/diffusers --reference .cache/sd15-random/reference.safetensors
 	$(BIN) verify --model .cache/sd15-random/sd15-random.safetensors --tokenizer .cache/sd15-random/diffusers/tokenizer \
 	    --reference .cache/sd15-random/reference.safetensors
+	for s in pndm euler-a; do $(BIN) generate "a photograph of an astronaut riding a horse" --negative-prompt blurry \
+	    --model .cache/sd15-random/diffusers --scheduler $$s --steps 8 --seed 42 --width 256 --height 256 \
+	    --output .cache/sd15-random/ours-$$s.png || exit 1; done
+	cd Tests/Reference && ../../$(PYTHON) verify_full.py --compare
 
 # The real CLIP BPE vocabulary (not committed): derived from the open-clip-torch wheel.
 CLIP_VOCAB := .cache/clip-vocab

@@ -10,22 +10,10 @@ import os
 import sys
 import zipfile
 
+from small_bpe import bytes_to_unicode
+
 MERGE_COUNT = 49152 - 256 - 2  # vocabulary 49408 = 2 * 256 byte symbols + merges + 2 specials
 MEMBER = "open_clip/bpe_simple_vocab_16e6.txt.gz"
-
-
-def byte_symbols() -> list[str]:
-    """GPT-2's reversible byte -> printable character table, in byte order of its construction."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(code) for code in codes]
 
 
 def read_gz(source: str) -> bytes:
@@ -42,7 +30,7 @@ def main() -> None:
     merges = [tuple(line.split()) for line in lines[1:MERGE_COUNT + 1]]
     if len(merges) != MERGE_COUNT or any(len(pair) != 2 for pair in merges):
         sys.exit(f"error: {source}: expected {MERGE_COUNT} merge lines of two symbols")
-    symbols = byte_symbols()
+    symbols = list(bytes_to_unicode().values())
     tokens = symbols + [symbol + "</w>" for symbol in symbols] + ["".join(pair) for pair in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}

@@ -24,6 +24,20 @@ SINGLE = os.path.join(CACHE, "sd15-random.safetensors")
 REFERENCE = os.path.join(CACHE, "reference.safetensors")
 VOCAB = os.path.join(ROOT, ".cache", "clip-vocab")
 
+# Text to image at 256x256 for two samplers: diffusers' images, for `sfumato generate` to match.
+PROMPT, NEGATIVE, SEED, STEPS = "a photograph of an astronaut riding a horse", "blurry", 42, 8
+SAMPLERS = {"pndm": "PNDMScheduler", "euler-a": "EulerAncestralDiscreteScheduler"}
+if len(sys.argv) > 1 and sys.argv[1] == "--compare":
+    import numpy as np
+    from PIL import Image
+    failed = False
+    for name in SAMPLERS:
+        ours = np.asarray(Image.open(os.path.join(CACHE, f"ours-{name}.png")).convert("RGB")).astype(int)
+        theirs = np.asarray(Image.open(os.path.join(CACHE, f"torch-{name}.png")).convert("RGB")).astype(int)
+        close = float((np.abs(ours - theirs) <= 2).mean())
+        print(f"256x256 {name}: {close * 100:.2f}% of pixel values within 2 levels of diffusers (max diff {np.abs(ours - theirs).max()})")
+        failed |= close < 0.99
+    sys.exit(1 if failed else 0)
 torch.set_num_threads(os.cpu_count())
 torch.manual_seed(1234)
 
@@ -50,7 +64,7 @@ if not os.path.exists(os.path.join(FOLDER, "model_index.json")):
     unet.save_pretrained(os.path.join(FOLDER, "unet"))
     vae.save_pretrained(os.path.join(FOLDER, "vae"))
     PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                  set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False
+                  set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1
                   ).save_pretrained(os.path.join(FOLDER, "scheduler"))
     if os.path.exists(os.path.join(VOCAB, "vocab.json")):
         os.makedirs(os.path.join(FOLDER, "tokenizer"), exist_ok=True)
@@ -97,3 +111,21 @@ if not os.path.exists(REFERENCE):
         out.update({"vae.latents": latents, "vae.output": decoded})
     save_file({k: v.contiguous().float() for k, v in out.items()}, REFERENCE)
 print("reference ready:", REFERENCE)
+
+import diffusers  # noqa: E402
+from diffusers import StableDiffusionPipeline  # noqa: E402
+
+pipe = StableDiffusionPipeline.from_pretrained(FOLDER, safety_checker=None, requires_safety_checker=False)
+pipe.set_progress_bar_config(disable=True)
+for name, class_name in SAMPLERS.items():
+    path = os.path.join(CACHE, f"torch-{name}.png")
+    if os.path.exists(path):
+        continue
+    pipe.scheduler = getattr(diffusers, class_name).from_config(pipe.scheduler.config)
+    import time
+    start = time.time()
+    image = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=STEPS, guidance_scale=7.5, width=256, height=256,
+                 generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
+    print(f"torch {name} 256x256, {STEPS} steps: {time.time() - start:.1f} s", flush=True)
+    image.save(path)
+
