@@ -75,6 +75,14 @@ if not os.path.exists(os.path.join(FOLDER, "model_index.json")):
                    "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
                    "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "PNDMScheduler"]}, f, indent=2)
 
+# SD 1.5's tokenizer settings (the vocabulary is CLIP's own, from `make vocab`).
+TOKENIZER_CONFIG = os.path.join(FOLDER, "tokenizer", "tokenizer_config.json")
+if os.path.isdir(os.path.dirname(TOKENIZER_CONFIG)) and not os.path.exists(TOKENIZER_CONFIG):
+    with open(TOKENIZER_CONFIG, "w") as f:
+        json.dump({"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
+                   "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+                   "do_lower_case": True}, f, indent=2)
+
 text_encoder = CLIPTextModel.from_pretrained(os.path.join(FOLDER, "text_encoder")).eval()
 unet = UNet2DConditionModel.from_pretrained(os.path.join(FOLDER, "unet")).eval()
 vae = AutoencoderKL.from_pretrained(os.path.join(FOLDER, "vae")).eval()
@@ -109,7 +117,7 @@ if not os.path.exists(REFERENCE):
         decoded = vae.decode(latents).sample
         print(f"torch VAE decode 64x64 latents: {time.time() - start:.2f} s", flush=True)
         out.update({"vae.latents": latents, "vae.output": decoded})
-    save_file({k: v.contiguous().float() for k, v in out.items()}, REFERENCE)
+    save_file({k: v.float().clone().contiguous() for k, v in out.items()}, REFERENCE)
 print("reference ready:", REFERENCE)
 
 import diffusers  # noqa: E402
