@@ -49,8 +49,11 @@ test: check-deps vocab
 doctor: build
 	$(BIN) doctor
 
+# Measured with OPENBLAS_CORETYPE unset (it can force slower kernels); PyTorch's rows come from
+# the same shapes and threads when the reference venv exists (make venv).
 bench: build
 	env -u OPENBLAS_CORETYPE $(BIN) bench-ops
+	@if [ -x $(PYTHON) ]; then $(PYTHON) Tests/Reference/bench_ops.py; else echo "(make venv for PyTorch's rows)"; fi
 
 # Full-size SD 1.5 shapes with random weights (git-ignored .cache/sd15-random, ~9 GB): our
 # networks against PyTorch, from the diffusers folder and from the single-file checkpoint.
