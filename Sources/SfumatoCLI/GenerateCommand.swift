@@ -76,7 +76,9 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let status = StatusLine(quiet: quiet)
         if let threads { Runtime.setThreads(threads) }
-        if let warning = BLASInfo.current().warning { status.message(warning) }
+        let blas = BLASInfo.current()
+        status.message("OpenBLAS core \(blas.coreName), \(blas.threads) threads")
+        if let warning = blas.warning { status.message(warning) }
 
         let files = try ModelFiles(path: model ?? DefaultModel.path(), tokenizer: tokenizer)
         let loadStart = Date()
