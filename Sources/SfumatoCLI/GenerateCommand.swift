@@ -94,15 +94,27 @@ struct GenerateCommand: ParsableCommand {
                 seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind)
             try pipeline.validate(request)
             let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
-            let latents = try pipeline.generateLatents(request) { progress in
-                status.progress(step: progress.step, total: progress.totalSteps, elapsed: progress.elapsed,
-                                label: batchCount == 1 ? "" : "image \(index + 1)/\(batchCount) ")
-                if let saveIntermediates {
-                    let file = URL(fileURLWithPath: saveIntermediates)
-                        .appendingPathComponent((batchCount == 1 ? "" : "\(index + 1)-") + String(format: "step-%03d.png", progress.step)).path
-                    try? writePNG(pipeline.decode(progress.predictedOriginal), to: file)
+            // An intermediate that cannot be written stops the run and is reported, not skipped.
+            var intermediateError: (any Error)?
+            let latents: Tensor
+            do {
+                latents = try pipeline.generateLatents(request) { progress in
+                    status.progress(step: progress.step, total: progress.totalSteps, elapsed: progress.elapsed,
+                                    label: batchCount == 1 ? "" : "image \(index + 1)/\(batchCount) ")
+                    guard let saveIntermediates else { return true }
+                    let name = (batchCount == 1 ? "" : "\(index + 1)-") + String(format: "step-%03d.png", progress.step)
+                    do {
+                        try writePNG(pipeline.decode(progress.predictedOriginal),
+                                     to: URL(fileURLWithPath: saveIntermediates).appendingPathComponent(name).path)
+                        return true
+                    } catch {
+                        intermediateError = error
+                        return false
+                    }
                 }
-                return true
+            } catch {
+                status.finishProgress()
+                throw intermediateError ?? error
             }
             status.finishProgress()
             let metadata = A1111Parameters(request: request, scheduler: kind, width: width ?? pipeline.defaultWidth,
