@@ -11,7 +11,7 @@ APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 .PHONY: help deps check-deps build run test fixtures venv doctor bench verify-full clean vocab
 
 help:
-	@echo "make run       build and generate an image (first README command)"
+	@echo "make run       build and print sfumato --help (first README command)"
 	@echo "make test      build and run the test suite (second README command; CI runs it)"
 	@echo "make deps      install the Debian packages the build needs (as root)"
 	@echo "make doctor    libraries found, OpenBLAS core and threads, measured sgemm GFLOP/s"
