@@ -22,24 +22,6 @@ public enum BLAS {
             beta, c, blasint(ldc))
     }
 
-    /// `batch` independent GEMMs whose operands sit at fixed element strides.
-    public static func sgemmStridedBatched(
-        transposeA: Bool = false, transposeB: Bool = false,
-        m: Int, n: Int, k: Int,
-        alpha: Float = 1,
-        a: UnsafePointer<Float>, lda: Int, strideA: Int,
-        b: UnsafePointer<Float>, ldb: Int, strideB: Int,
-        beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
-        batch: Int
-    ) {
-        for index in 0..<batch {
-            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                  a: a + index * strideA, lda: lda, b: b + index * strideB, ldb: ldb,
-                  beta: beta, c: c + index * strideC, ldc: ldc)
-        }
-    }
-
     /// Threads OpenBLAS uses for each GEMM.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
