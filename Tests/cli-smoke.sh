@@ -9,12 +9,13 @@ trap 'rm -rf "$work"' EXIT
 passed=0
 failed=0
 
-# expect CODE DESCRIPTION -- COMMAND...: runs the command, checks its exit code.
+# expect CODE DESCRIPTION -- COMMAND...: runs the command, checks its exit code
+# (1: the run failed, 2: the command line was wrong) and that a failure says something on stderr.
 expect() {
     local code="$1" what="$2"; shift 3
     "$@" >"$work/stdout" 2>"$work/stderr"
     local actual=$?
-    if [ "$actual" = "$code" ] || { [ "$code" = "fail" ] && [ "$actual" != 0 ]; }; then
+    if [ "$actual" = "$code" ] && { [ "$code" = 0 ] || [ -s "$work/stderr" ]; }; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
@@ -29,18 +30,18 @@ no_file() {
 
 expect 0 "help" -- "$bin" --help
 expect 0 "generate help" -- "$bin" generate --help
-expect fail "zero steps" -- "$bin" generate "a cat" --model "$model" --steps 0 --output "$work/a.png"
+expect 2 "zero steps" -- "$bin" generate "a cat" --model "$model" --steps 0 --output "$work/a.png"
 no_file "$work/a.png" "zero steps"
-expect fail "width not a multiple of 8" -- "$bin" generate "a cat" --model "$model" --width 30 --output "$work/b.png"
+expect 2 "width not a multiple of 8" -- "$bin" generate "a cat" --model "$model" --width 30 --output "$work/b.png"
 no_file "$work/b.png" "bad width"
-expect fail "unknown scheduler" -- "$bin" generate "a cat" --model "$model" --scheduler bogus --output "$work/c.png"
-expect fail "NaN guidance" -- "$bin" generate "a cat" --model "$model" --guidance-scale nan --output "$work/d.png"
-expect fail "missing model" -- "$bin" generate "a cat" --model /nonexistent/model --output "$work/e.png"
+expect 2 "unknown scheduler" -- "$bin" generate "a cat" --model "$model" --scheduler bogus --output "$work/c.png"
+expect 2 "NaN guidance" -- "$bin" generate "a cat" --model "$model" --guidance-scale nan --output "$work/d.png"
+expect 1 "missing model" -- "$bin" generate "a cat" --model /nonexistent/model --output "$work/e.png"
 no_file "$work/e.png" "missing model"
-expect fail "output folder missing" -- "$bin" generate "a cat" --model "$model" --output /nonexistent-folder/x.png
-expect fail "absurd size" -- "$bin" generate "a cat" --model "$model" --width 200000 --height 200000 --output "$work/f.png"
+expect 2 "output folder missing" -- "$bin" generate "a cat" --model "$model" --output /nonexistent-folder/x.png
+expect 1 "absurd size" -- "$bin" generate "a cat" --model "$model" --width 200000 --height 200000 --output "$work/f.png"
 no_file "$work/f.png" "absurd size"
-expect fail "not a model" -- "$bin" generate "a cat" --model "$0" --output "$work/g.png"
+expect 1 "not a model" -- "$bin" generate "a cat" --model "$0" --output "$work/g.png"
 expect 0 "generate with the tiny model" -- "$bin" generate "a red circle" --model "$model" --steps 3 --width 48 --height 32 \
     --seed 42 --scheduler euler-a --batch-count 2 --save-intermediates "$work/steps" --output "$work/out.png"
 for file in "$work/out-1.png" "$work/out-2.png" "$work/steps/1-step-003.png"; do
@@ -50,7 +51,7 @@ if grep -q "Steps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 48x32" "
     failed=$((failed + 1)); echo "FAIL: out-2.png lacks the A1111 parameters"; fi
 expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
-expect fail "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
+expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
 
 echo "cli-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

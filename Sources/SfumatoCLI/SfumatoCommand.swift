@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Sfumato
 
 @main
@@ -8,4 +9,22 @@ struct SfumatoCommand: AsyncParsableCommand {
         abstract: "Stable Diffusion on the CPU, through OpenBLAS.",
         subcommands: [GenerateCommand.self, TokenizeCommand.self, DoctorCommand.self, BenchOpsCommand.self, VerifyCommand.self]
     )
+
+    /// Exit codes as scripts expect them: 0 success, 1 a failed run (bad model, unwritable output),
+    /// 2 a bad command line (ArgumentParser's own default for those is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
 }
