@@ -80,7 +80,7 @@ $(VENV)/.installed: Tests/Reference/requirements.txt
 	$(VENV)/bin/pip install -q -r Tests/Reference/requirements.txt
 	touch $@
 
-fixtures: venv
+fixtures: venv vocab
 	@set -e; cd Tests/Reference; for script in fixtures_*.py; do echo "== $$script"; ../../$(PYTHON) $$script; done
 
 clean:
