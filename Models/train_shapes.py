@@ -5,7 +5,8 @@ time budget and an optional step cap:
   1. vae:  AutoencoderKL, 64x64 RGB <-> 16x16x4 latents, MSE + small KL.
   2. unet: CLIP text encoder + UNet2DConditionModel jointly, epsilon prediction on the frozen VAE's
            latents (scaled by 1/std measured after stage 1), 10% empty captions for classifier-free
-           guidance, min-SNR loss weighting, EMA weights exported.
+           guidance, min-SNR loss weighting.
+Both stages keep an EMA of the weights (constant learning rate after warm-up); the EMA is what is exported.
 Checkpoints go to .cache/train-shapes/ every few minutes; `--resume` continues from there, losing at
 most the time since the last checkpoint. Batch k of a stage is a pure function of (seed, stage, k), so
 a resumed run trains on the same data, noise and timesteps as an uninterrupted one.
@@ -16,7 +17,6 @@ weights and a model card.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -112,7 +112,8 @@ class Trainer:
         self.configs = model_configs(vocab)
         self.models = build_models(self.configs)
         self.ema = {name: {k: v.detach().clone() for k, v in self.models[name].state_dict().items()}
-                    for name in ["text_encoder", "unet"]}
+                    for name in self.models}
+        self.vae_ema_module = None
         self.optimizers = {
             "vae": torch.optim.AdamW(self.models["vae"].parameters(), lr=1e-3, weight_decay=0.0),
             "unet": torch.optim.AdamW(list(self.models["text_encoder"].parameters()) +
@@ -180,7 +181,7 @@ class Trainer:
         return mse + 1e-4 * kl, mse
 
     def unet_step(self, step):
-        vae, text_encoder, unet = self.models["vae"], self.models["text_encoder"], self.models["unet"]
+        vae, text_encoder, unet = self.ema_vae(), self.models["text_encoder"], self.models["unet"]
         g = self.generator("unet", step)
         x, captions = self.images("unet", step, self.state["batch"]["unet"])
         n = x.shape[0]
@@ -199,28 +200,34 @@ class Trainer:
         weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for epsilon prediction: less weight on easy low-noise steps
         return (weight * per_sample).mean(), per_sample.mean()
 
-    def update_ema(self, step):
+    def update_ema(self, names, step):
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
-            for name in ["text_encoder", "unet"]:
+            for name in names:
                 for key, value in self.models[name].state_dict().items():
                     if value.dtype.is_floating_point:
                         self.ema[name][key].mul_(decay).add_(value, alpha=1 - decay)
                     else:
                         self.ema[name][key].copy_(value)
 
+    def ema_vae(self):
+        """The VAE with its EMA weights: what stage 2 encodes with and what is exported."""
+        if self.vae_ema_module is None:
+            self.vae_ema_module = build_models(self.configs)["vae"]
+            self.vae_ema_module.load_state_dict(self.ema["vae"])
+            self.vae_ema_module.eval().requires_grad_(False)
+        return self.vae_ema_module
+
     @torch.no_grad()
     def measure_scaling_factor(self):
-        vae = self.models["vae"]
-        vae.eval()
+        vae = self.ema_vae()
         latents = [vae.encode(self.images("vae", 10_000_000 + i, 64)[0]).latent_dist.sample(
             generator=self.generator("vae", 10_000_000 + i)) for i in range(8)]
         return float(1.0 / torch.cat(latents).std())
 
     @torch.no_grad()
     def vae_holdout_mse(self):
-        vae = self.models["vae"]
-        vae.eval()
+        vae = self.ema_vae()
         x, _ = self.images("vae", 20_000_000, 64)
         return float(F.mse_loss(vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1), x))
 
@@ -251,8 +258,7 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
             optimizer.step()
-            if stage == "unet":
-                self.update_ema(step)
+            self.update_ema(trainable, step)
             state["step"][stage] = step + 1
             state["seconds"][stage] += time.time() - started
             state["losses"][stage].append(plain.item())
@@ -264,6 +270,7 @@ class Trainer:
                 self.save()
                 last_save = time.time()
         if stage == "vae":
+            self.vae_ema_module = None
             state["scaling_factor"] = self.measure_scaling_factor()
             state["vae_holdout_mse"] = self.vae_holdout_mse()
             print(f"vae: scaling_factor {state['scaling_factor']:.4f}, held-out MSE {state['vae_holdout_mse']:.5f}")
@@ -306,10 +313,9 @@ class Trainer:
         from diffusers import EulerDiscreteScheduler
 
         models = build_models(self.configs)
-        models["vae"].load_state_dict(self.models["vae"].state_dict())
+        for name, model in models.items():
+            model.load_state_dict(self.ema[name])
         models["vae"].register_to_config(scaling_factor=self.state["scaling_factor"])
-        for name in ["text_encoder", "unet"]:
-            models[name].load_state_dict(self.ema[name])
         if os.path.exists(folder):
             shutil.rmtree(folder)
         for name, model in models.items():
@@ -372,10 +378,10 @@ left out of a third of the captions. Seed {s['seed']}.
 
 | stage | steps | batch | minutes | threads | final loss (mean of last 200 steps) |
 |---|---|---|---|---|---|
-| VAE (MSE + 1e-4 KL, AdamW 1e-3) | {s['step']['vae']} | {s['batch']['vae']} | {s['seconds']['vae'] / 60:.1f} | {s['threads']} | reconstruction MSE {self.final_loss('vae'):.5f} (held-out {s.get('vae_holdout_mse', float('nan')):.5f}) |
+| VAE (MSE + 1e-4 KL, AdamW 1e-3, EMA 0.999) | {s['step']['vae']} | {s['batch']['vae']} | {s['seconds']['vae'] / 60:.1f} | {s['threads']} | reconstruction MSE {self.final_loss('vae'):.5f} (held-out {s.get('vae_holdout_mse', float('nan')):.5f}) |
 | text encoder + UNet (AdamW 3e-4, min-SNR-5, 10% empty captions, EMA 0.999) | {s['step']['unet']} | {s['batch']['unet']} | {s['seconds']['unet'] / 60:.1f} | {s['threads']} | noise MSE {self.final_loss('unet'):.5f} |
 
-Loss curves: `docs/default-model-loss.png`. Pixel range [-1, 1]; exported weights of the text encoder and UNet are the EMA.
+Loss curves: `docs/default-model-loss.png`. Pixel range [-1, 1]; the exported weights are the EMA weights.
 
 ## Evaluation
 
