@@ -64,9 +64,11 @@ clean:
 
 # The embedded default model Models/sfumato-shapes: trained from scratch on synthetic shapes (about
 # 90 minutes on 2 cores). Resumable: run it again after an interruption. Also writes docs/default-model-loss.png.
-train-default-model: venv
+train-default-model:
+	@test -x $(PYTHON) || $(MAKE) venv
 	$(PYTHON) Models/train_shapes.py --minutes 90 --resume
 
 # Pass rate of the default model on the colour rule of Models/evaluate_shapes.py.
-evaluate-default-model: venv
+evaluate-default-model:
+	@test -x $(PYTHON) || $(MAKE) venv
 	$(PYTHON) Models/evaluate_shapes.py
