@@ -3,9 +3,11 @@
 Data: shapes_data.py (coloured shapes with captions, generated on the fly). Two stages, each with a
 time budget and an optional step cap:
   1. vae:  AutoencoderKL, 64x64 RGB <-> 16x16x4 latents, MSE + small KL.
-  2. unet: CLIP text encoder + UNet2DConditionModel jointly, epsilon prediction on the frozen VAE's
-           latents (scaled by 1/std measured after stage 1), 10% empty captions for classifier-free
-           guidance, min-SNR loss weighting.
+  2. unet: CLIP text encoder + UNet2DConditionModel jointly on the frozen VAE's latents (scaled by
+           1/std measured after stage 1), 10% empty captions for classifier-free guidance, min-SNR loss
+           weighting. v-prediction by default: at high noise its target is close to the clean latents,
+           so the prompt's colours are learnt from the start; an epsilon model of this size, after the
+           same time, still predicts clean latents far worse than zero there and ignores the prompt.
 Both stages keep an EMA of the weights (constant learning rate after warm-up); the EMA is what is exported.
 Checkpoints go to .cache/train-shapes/ every few minutes; `--resume` continues from there, losing at
 most the time since the last checkpoint. Batch k of a stage is a pure function of (seed, stage, k), so
@@ -49,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--unet-steps", type=int, help="stop the UNet stage after this many steps")
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--unet-batch", type=int, default=32)
+    p.add_argument("--prediction", choices=["epsilon", "v_prediction"], default="v_prediction",
+                   help="UNet target, also written to the scheduler config")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --work if there is one")
@@ -121,7 +125,8 @@ class Trainer:
         }
         self.state = dict(seed=args.seed, step={s: 0 for s in STAGES}, seconds={s: 0.0 for s in STAGES},
                           losses={s: [] for s in STAGES}, done={s: False for s in STAGES}, scaling_factor=None,
-                          threads=args.threads, batch={"vae": args.vae_batch, "unet": args.unet_batch})
+                          threads=args.threads, batch={"vae": args.vae_batch, "unet": args.unet_batch},
+                          prediction=args.prediction)
         self.token_cache = {}
         alphas = 1.0 - torch.linspace(SCHEDULE["beta_start"], SCHEDULE["beta_end"], SCHEDULE["num_train_timesteps"],
                                       dtype=torch.float64)
@@ -142,8 +147,9 @@ class Trainer:
         blob = torch.load(self.checkpoint_path, weights_only=False)
         if blob["configs"] != self.configs:
             sys.exit(f"error: {self.checkpoint_path} was trained with other model configs; delete it or drop --resume")
-        if blob["state"]["seed"] != self.args.seed:
-            sys.exit(f"error: {self.checkpoint_path} used --seed {blob['state']['seed']}, not {self.args.seed}")
+        for key in ["seed", "prediction"]:
+            if blob["state"][key] != getattr(self.args, key):
+                sys.exit(f"error: {self.checkpoint_path} used --{key} {blob['state'][key]}, not {getattr(self.args, key)}")
         for name, model in self.models.items():
             model.load_state_dict(blob["models"][name])
         for name, optimizer in self.optimizers.items():
@@ -194,10 +200,16 @@ class Trainer:
         a = self.alpha_bar[t].view(n, 1, 1, 1)
         noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
         context = text_encoder(self.token_ids(captions)).last_hidden_state
+        if self.state["prediction"] == "epsilon":
+            target = noise
+        else:
+            target = a.sqrt() * noise - (1 - a).sqrt() * latents
         prediction = unet(noisy, t, context).sample
-        per_sample = ((prediction - noise) ** 2).mean(dim=(1, 2, 3))
+        per_sample = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
+        # min-SNR-5: the same weight per step on the implied error of the clean latents, capped so the easy
+        # low-noise steps do not dominate.
         snr = self.alpha_bar[t] / (1 - self.alpha_bar[t])
-        weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for epsilon prediction: less weight on easy low-noise steps
+        weight = torch.clamp(snr, max=5.0) / (snr if self.state["prediction"] == "epsilon" else snr + 1)
         return (weight * per_sample).mean(), per_sample.mean()
 
     def update_ema(self, names, step):
@@ -286,7 +298,7 @@ class Trainer:
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        titles = {"vae": "VAE reconstruction MSE", "unet": "UNet noise-prediction MSE"}
+        titles = {"vae": "VAE reconstruction MSE", "unet": f"UNet {self.state['prediction']} MSE"}
         for axis, stage in zip(axes, STAGES):
             losses = np.array(self.state["losses"][stage])
             axis.set_title(titles[stage])
@@ -321,8 +333,9 @@ class Trainer:
         for name, model in models.items():
             model.half().save_pretrained(os.path.join(folder, name))  # model.safetensors / diffusion_pytorch_model.safetensors
         shutil.copytree(self.tokenizer_dir, os.path.join(folder, "tokenizer"))
-        scheduler = EulerDiscreteScheduler(**SCHEDULE, prediction_type="epsilon", timestep_spacing="linspace",
-                                           steps_offset=0)
+        # steps_offset 1 only silences diffusers' legacy-config warning; "linspace" spacing does not use it.
+        scheduler = EulerDiscreteScheduler(**SCHEDULE, prediction_type=self.state["prediction"],
+                                           timestep_spacing="linspace", steps_offset=1)
         scheduler.save_pretrained(os.path.join(folder, "scheduler"))
         import diffusers
 
@@ -372,14 +385,14 @@ left out of a third of the captions. Seed {s['seed']}.
 | text encoder | CLIPTextModel | hidden {t['hidden_size']}, {t['num_hidden_layers']} layers, {t['num_attention_heads']} heads, quick_gelu, vocabulary {t['vocab_size']} (own byte-level BPE, CLIP format) | {counts['text_encoder'] / 1e6:.2f} M |
 | VAE | AutoencoderKL | channels {v['block_out_channels']}, 64x64x3 <-> 16x16x4, scaling_factor {s['scaling_factor']:.4f} | {counts['vae'] / 1e6:.2f} M |
 | UNet | UNet2DConditionModel | channels {u['block_out_channels']}, {u['layers_per_block']} layer per block, {u['attention_head_dim']} heads, cross-attention {u['cross_attention_dim']} | {counts['unet'] / 1e6:.2f} M |
-| scheduler | EulerDiscreteScheduler | trained as DDPM, {SCHEDULE['beta_schedule']} betas {SCHEDULE['beta_start']}..{SCHEDULE['beta_end']}, epsilon prediction | |
+| scheduler | EulerDiscreteScheduler | trained as DDPM, {SCHEDULE['beta_schedule']} betas {SCHEDULE['beta_start']}..{SCHEDULE['beta_end']}, {s['prediction']} | |
 
 ## Training
 
 | stage | steps | batch | minutes | threads | final loss (mean of last 200 steps) |
 |---|---|---|---|---|---|
 | VAE (MSE + 1e-4 KL, AdamW 1e-3, EMA 0.999) | {s['step']['vae']} | {s['batch']['vae']} | {s['seconds']['vae'] / 60:.1f} | {s['threads']} | reconstruction MSE {self.final_loss('vae'):.5f} (held-out {s.get('vae_holdout_mse', float('nan')):.5f}) |
-| text encoder + UNet (AdamW 3e-4, min-SNR-5, 10% empty captions, EMA 0.999) | {s['step']['unet']} | {s['batch']['unet']} | {s['seconds']['unet'] / 60:.1f} | {s['threads']} | noise MSE {self.final_loss('unet'):.5f} |
+| text encoder + UNet (AdamW 3e-4, min-SNR-5, 10% empty captions, EMA 0.999) | {s['step']['unet']} | {s['batch']['unet']} | {s['seconds']['unet'] / 60:.1f} | {s['threads']} | {s['prediction']} MSE {self.final_loss('unet'):.5f} |
 
 Loss curves: `docs/default-model-loss.png`. Pixel range [-1, 1]; the exported weights are the EMA weights.
 
