@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench verify-full clean vocab
+.PHONY: help deps check-deps build run test fixtures venv doctor bench verify-full clean vocab train-default-model evaluate-default-model
 
 help:
 	@echo "make run       build and print sfumato --help (first README command)"
@@ -85,3 +85,14 @@ fixtures: venv vocab
 
 clean:
 	rm -rf .build
+
+# The embedded default model Models/sfumato-shapes: trained from scratch on synthetic shapes (about
+# 90 minutes on 2 cores). Resumable: run it again after an interruption. Also writes docs/default-model-loss.png.
+train-default-model:
+	@test -x $(PYTHON) || $(MAKE) venv
+	$(PYTHON) Models/train_shapes.py --minutes 90 --resume
+
+# Pass rate of the default model on the colour rule of Models/evaluate_shapes.py.
+evaluate-default-model:
+	@test -x $(PYTHON) || $(MAKE) venv
+	$(PYTHON) Models/evaluate_shapes.py
