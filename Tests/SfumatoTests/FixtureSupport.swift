@@ -12,14 +12,11 @@ enum Fixtures {
     static func file(_ relative: String) throws -> SafeTensorsFile { try SafeTensorsFile(path: path(relative)) }
 }
 
-/// The error measure every comparison with PyTorch uses (see `maxRelativeError`).
-func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float { maxRelativeError(actual, expected) }
-
 /// Records a failure unless shapes match and the relative error is within `tolerance`.
 func expectClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float, _ what: String = "",
                  sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(actual.shape == expected.shape, "\(what): shape \(actual.shape) vs reference \(expected.shape)", sourceLocation: sourceLocation)
     guard actual.count == expected.count else { return }
-    let error = relativeError(actual, expected)
+    let error = maxRelativeError(actual, expected)
     #expect(error <= tolerance, "\(what): relative error \(error) above \(tolerance)", sourceLocation: sourceLocation)
 }
