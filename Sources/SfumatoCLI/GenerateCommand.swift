@@ -92,7 +92,6 @@ struct GenerateCommand: ParsableCommand {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
                 seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind)
-            try pipeline.validate(request)
             let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
             // An intermediate that cannot be written stops the run and is reported, not skipped.
             var intermediateError: (any Error)?
