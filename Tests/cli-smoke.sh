@@ -53,5 +53,26 @@ expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
 expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
 
+# The benchmark harness on the embedded default model: one JSON object with the documented keys,
+# read back by --compare. Speed is never checked here.
+expect 0 "bench --json on the default model" -- "$bin" bench --steps 1 --json
+cp "$work/stdout" "$work/bench.json"
+if python3 - "$work/bench.json" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+keys = ["unet_step_seconds", "vae_decode_seconds", "text_encode_seconds", "steps_per_second", "gflops",
+        "sgemm_gflops", "peak_rss_bytes", "cpu", "blas_core", "threads"]
+missing = [key for key in keys if key not in result]
+assert not missing, f"missing keys {missing}"
+assert result["unet_step_seconds"] > 0 and result["peak_rss_bytes"] > 0 and result["gflops"] > 0
+PY
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: bench --json lacks its keys"; fi
+expect 0 "bench --compare" -- "$bin" bench --model "$model" --steps 1 --width 32 --height 32 --compare "$work/bench.json"
+if grep -q "UNet guidance step: .* s vs .* s: .*x" "$work/stdout"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: bench --compare printed no ratios"; fi
+echo '{"unet_step_seconds": "fast"}' >"$work/bad.json"
+expect 2 "bench --compare with a bad file" -- "$bin" bench --model "$model" --compare "$work/bad.json"
+expect 2 "bench with zero steps" -- "$bin" bench --steps 0
+
 echo "cli-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -15,44 +15,52 @@ private func mapElements(_ x: Tensor, _ f: (VectorMath.Vector) -> VectorMath.Vec
 
 /// SiLU (swish): x * sigmoid(x).
 public func silu(_ x: Tensor) -> Tensor {
-    mapElements(x) { $0 * VectorMath.sigmoid($0) }
+    OpProfile.record("silu") {
+        mapElements(x) { $0 * VectorMath.sigmoid($0) }
+    }
 }
 
 /// GELU in its exact form 0.5 x (1 + erf(x / sqrt 2)), as `F.gelu(x, approximate="none")`.
 public func gelu(_ x: Tensor) -> Tensor {
-    mapElements(x, geluVector)
+    OpProfile.record("gelu") {
+        mapElements(x, geluVector)
+    }
 }
 
 /// x * sigmoid(1.702 x), the GELU approximation CLIP's text encoder uses.
 public func quickGELU(_ x: Tensor) -> Tensor {
-    mapElements(x) { $0 * VectorMath.sigmoid(1.702 * $0) }
+    OpProfile.record("quick gelu") {
+        mapElements(x) { $0 * VectorMath.sigmoid(1.702 * $0) }
+    }
 }
 
 /// GEGLU: the last dimension 2F is split into halves [a, b]; the result is a * gelu(b), last dim F.
 public func geglu(_ x: Tensor) -> Tensor {
-    precondition(x.rank >= 1 && x.shape[x.rank - 1] % 2 == 0, "geglu needs an even last dimension, got \(x.shape)")
-    let width = x.shape[x.rank - 1] / 2
-    let rows = width == 0 ? 0 : x.count / (2 * width)
-    let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
-    let input = x.pointer, output = result.pointer
-    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
-        for row in range {
-            let a = input + row * 2 * width
-            let b = a + width
-            let out = output + row * width
-            var index = 0
-            while index + VectorMath.width <= width {
-                VectorMath.store(VectorMath.load(a + index) * geluVector(VectorMath.load(b + index)), out + index)
-                index += VectorMath.width
-            }
-            if index < width {
-                let tail = width - index
-                let value = VectorMath.load(a + index, count: tail) * geluVector(VectorMath.load(b + index, count: tail))
-                VectorMath.store(value, out + index, count: tail)
+    OpProfile.record("geglu") {
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] % 2 == 0, "geglu needs an even last dimension, got \(x.shape)")
+        let width = x.shape[x.rank - 1] / 2
+        let rows = width == 0 ? 0 : x.count / (2 * width)
+        let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
+        let input = x.pointer, output = result.pointer
+        Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
+            for row in range {
+                let a = input + row * 2 * width
+                let b = a + width
+                let out = output + row * width
+                var index = 0
+                while index + VectorMath.width <= width {
+                    VectorMath.store(VectorMath.load(a + index) * geluVector(VectorMath.load(b + index)), out + index)
+                    index += VectorMath.width
+                }
+                if index < width {
+                    let tail = width - index
+                    let value = VectorMath.load(a + index, count: tail) * geluVector(VectorMath.load(b + index, count: tail))
+                    VectorMath.store(value, out + index, count: tail)
+                }
             }
         }
+        return result
     }
-    return result
 }
 
 @inline(__always)

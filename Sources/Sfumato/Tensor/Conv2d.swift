@@ -10,6 +10,23 @@ public let conv2dDefaultColumnElements = 1 << 22
 /// `maxColumnElements` floats (at least one output row); tests pass a small value to force many bands.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
                    maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
+    let label = "conv2d \(weight.shape[2])x\(weight.shape[3])" + (stride == 1 ? "" : " stride \(stride)")
+    return OpProfile.record(label, flops: conv2dFLOPs(x, weight: weight, stride: stride, padding: padding)) {
+        im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
+    }
+}
+
+/// Multiply-adds x 2 of a direct convolution (what GFLOP/s figures count, whichever algorithm runs).
+func conv2dFLOPs(_ x: Tensor, weight: Tensor, stride: Int, padding: Int) -> Double {
+    guard x.rank == 4, weight.rank == 4, stride >= 1 else { return 0 }
+    let outH = max(0, (x.shape[2] + 2 * padding - weight.shape[2]) / stride + 1)
+    let outW = max(0, (x.shape[3] + 2 * padding - weight.shape[3]) / stride + 1)
+    return 2 * Double(x.shape[0] * outH * outW) * Double(weight.count)
+}
+
+/// The general path: tiled im2col + GEMM (the reference every faster convolution is checked against).
+func im2colConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int,
+                  maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                  "conv2d: input \(x.shape) does not fit weight \(weight.shape)")
     precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0")

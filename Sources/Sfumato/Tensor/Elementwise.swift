@@ -3,34 +3,40 @@ let elementwiseGrain = 1 << 15
 
 /// `a + b` for tensors of the same shape.
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
-    precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
-    let out = Tensor(uninitializedShape: a.shape)
-    let x = a.pointer, y = b.pointer, z = out.pointer
-    Parallel.forEachChunk(a.count, grain: elementwiseGrain) { range in
-        for index in range { z[index] = x[index] + y[index] }
+    OpProfile.record("add") {
+        precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+        let out = Tensor(uninitializedShape: a.shape)
+        let x = a.pointer, y = b.pointer, z = out.pointer
+        Parallel.forEachChunk(a.count, grain: elementwiseGrain) { range in
+            for index in range { z[index] = x[index] + y[index] }
+        }
+        return out
     }
-    return out
 }
 
 /// `x * factor`.
 public func scaled(_ x: Tensor, by factor: Float) -> Tensor {
-    let out = Tensor(uninitializedShape: x.shape)
-    let source = x.pointer, destination = out.pointer
-    Parallel.forEachChunk(x.count, grain: elementwiseGrain) { range in
-        for index in range { destination[index] = source[index] * factor }
+    OpProfile.record("scale") {
+        let out = Tensor(uninitializedShape: x.shape)
+        let source = x.pointer, destination = out.pointer
+        Parallel.forEachChunk(x.count, grain: elementwiseGrain) { range in
+            for index in range { destination[index] = source[index] * factor }
+        }
+        return out
     }
-    return out
 }
 
 /// `x [N, C, ...] + bias [N, C]`, the bias broadcast over every spatial position
 /// (a time embedding added to a feature map).
 public func addPerChannel(_ x: Tensor, _ bias: Tensor) -> Tensor {
-    precondition(x.rank >= 2 && bias.shape == Array(x.shape.prefix(2)),
-                 "addPerChannel: bias \(bias.shape) does not match the first two dimensions of \(x.shape)")
-    let out = x.copy()
-    addChannelBias(out.pointer, planes: x.shape[0] * x.shape[1], planeSize: x.count / max(x.shape[0] * x.shape[1], 1),
-                   bias: bias.pointer, biasCount: bias.count)
-    return out
+    OpProfile.record("add per channel") {
+        precondition(x.rank >= 2 && bias.shape == Array(x.shape.prefix(2)),
+                     "addPerChannel: bias \(bias.shape) does not match the first two dimensions of \(x.shape)")
+        let out = x.copy()
+        addChannelBias(out.pointer, planes: x.shape[0] * x.shape[1], planeSize: x.count / max(x.shape[0] * x.shape[1], 1),
+                       bias: bias.pointer, biasCount: bias.count)
+        return out
+    }
 }
 
 /// Adds `bias[p % biasCount]` to every element of plane `p` of `planes` contiguous planes, in place.

@@ -3,68 +3,72 @@
 /// then scaled by `weight[c]` and shifted by `bias[c]`. `silu: true` applies SiLU afterwards
 /// (the UNet and VAE always follow GroupNorm with it) without another pass over memory.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, silu: Bool = false) -> Tensor {
-    precondition(x.rank >= 2, "groupNorm needs x [N, C, ...], got \(x.shape)")
-    let batch = x.shape[0], channels = x.shape[1]
-    precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
-    precondition(weight.count == channels && bias.count == channels,
-                 "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
-    let spatial = x.shape.dropFirst(2).reduce(1, *)
-    let perGroup = channels / groups
-    let groupSize = perGroup * spatial
-    let result = Tensor(uninitializedShape: x.shape)
-    guard x.count > 0 else { return result }
-    let input = x.pointer, output = result.pointer
-    let gamma = weight.pointer, beta = bias.pointer
+    OpProfile.record(silu ? "group norm + silu" : "group norm") {
+        precondition(x.rank >= 2, "groupNorm needs x [N, C, ...], got \(x.shape)")
+        let batch = x.shape[0], channels = x.shape[1]
+        precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
+        precondition(weight.count == channels && bias.count == channels,
+                     "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        let perGroup = channels / groups
+        let groupSize = perGroup * spatial
+        let result = Tensor(uninitializedShape: x.shape)
+        guard x.count > 0 else { return result }
+        let input = x.pointer, output = result.pointer
+        let gamma = weight.pointer, beta = bias.pointer
 
-    Parallel.forEachChunk(batch * groups, grain: max(1, 32_768 / groupSize)) { range in
-        for item in range {
-            let offset = item * groupSize
-            let (mean, inverseStd) = meanAndInverseStd(input + offset, count: groupSize, eps: eps)
-            let firstChannel = (item % groups) * perGroup
-            for local in 0..<perGroup {
-                let channel = firstChannel + local
-                let start = offset + local * spatial
-                normalize(input + start, output + start, count: spatial, mean: mean, scale: inverseStd * gamma[channel],
-                          shift: beta[channel], silu: silu)
+        Parallel.forEachChunk(batch * groups, grain: max(1, 32_768 / groupSize)) { range in
+            for item in range {
+                let offset = item * groupSize
+                let (mean, inverseStd) = meanAndInverseStd(input + offset, count: groupSize, eps: eps)
+                let firstChannel = (item % groups) * perGroup
+                for local in 0..<perGroup {
+                    let channel = firstChannel + local
+                    let start = offset + local * spatial
+                    normalize(input + start, output + start, count: spatial, mean: mean, scale: inverseStd * gamma[channel],
+                              shift: beta[channel], silu: silu)
+                }
             }
         }
+        return result
     }
-    return result
 }
 
 /// Layer normalisation over the last dimension, as `F.layer_norm(x, (D,), weight, bias, eps)`.
 public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
-    precondition(x.rank >= 1, "layerNorm needs at least one dimension")
-    let width = x.shape[x.rank - 1]
-    precondition(weight.count == width && bias.count == width,
-                 "layerNorm: weight \(weight.shape) and bias \(bias.shape) must have \(width) elements")
-    let result = Tensor(uninitializedShape: x.shape)
-    guard x.count > 0 else { return result }
-    let rows = x.count / width
-    let input = x.pointer, output = result.pointer
-    let gamma = weight.pointer, beta = bias.pointer
+    OpProfile.record("layer norm") {
+        precondition(x.rank >= 1, "layerNorm needs at least one dimension")
+        let width = x.shape[x.rank - 1]
+        precondition(weight.count == width && bias.count == width,
+                     "layerNorm: weight \(weight.shape) and bias \(bias.shape) must have \(width) elements")
+        let result = Tensor(uninitializedShape: x.shape)
+        guard x.count > 0 else { return result }
+        let rows = x.count / width
+        let input = x.pointer, output = result.pointer
+        let gamma = weight.pointer, beta = bias.pointer
 
-    Parallel.forEachChunk(rows, grain: max(1, 16_384 / width)) { range in
-        for row in range {
-            let p = input + row * width
-            let out = output + row * width
-            let (mean, inverseStd) = meanAndInverseStd(p, count: width, eps: eps)
-            let m = VectorMath.Vector(repeating: mean), s = VectorMath.Vector(repeating: inverseStd)
-            var index = 0
-            while index + VectorMath.width <= width {
-                let normalized = (VectorMath.load(p + index) - m) * s
-                VectorMath.store(normalized * VectorMath.load(gamma + index) + VectorMath.load(beta + index), out + index)
-                index += VectorMath.width
-            }
-            if index < width {
-                let tail = width - index
-                let normalized = (VectorMath.load(p + index, count: tail) - m) * s
-                let value = normalized * VectorMath.load(gamma + index, count: tail) + VectorMath.load(beta + index, count: tail)
-                VectorMath.store(value, out + index, count: tail)
+        Parallel.forEachChunk(rows, grain: max(1, 16_384 / width)) { range in
+            for row in range {
+                let p = input + row * width
+                let out = output + row * width
+                let (mean, inverseStd) = meanAndInverseStd(p, count: width, eps: eps)
+                let m = VectorMath.Vector(repeating: mean), s = VectorMath.Vector(repeating: inverseStd)
+                var index = 0
+                while index + VectorMath.width <= width {
+                    let normalized = (VectorMath.load(p + index) - m) * s
+                    VectorMath.store(normalized * VectorMath.load(gamma + index) + VectorMath.load(beta + index), out + index)
+                    index += VectorMath.width
+                }
+                if index < width {
+                    let tail = width - index
+                    let normalized = (VectorMath.load(p + index, count: tail) - m) * s
+                    let value = normalized * VectorMath.load(gamma + index, count: tail) + VectorMath.load(beta + index, count: tail)
+                    VectorMath.store(value, out + index, count: tail)
+                }
             }
         }
+        return result
     }
-    return result
 }
 
 /// Mean and 1 / sqrt(biased variance + eps) of `count` floats. Two passes (mean, then squared

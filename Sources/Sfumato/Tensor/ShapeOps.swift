@@ -1,74 +1,82 @@
 /// Nearest-neighbour 2x upsampling (F.interpolate(scale_factor=2, mode="nearest")):
 /// `[N, C, H, W]` -> `[N, C, 2H, 2W]`, each pixel repeated into a 2x2 block.
 public func upsampleNearest2x(_ x: Tensor) -> Tensor {
-    precondition(x.rank == 4, "upsampleNearest2x: expected [N, C, H, W], got \(x.shape)")
-    let (height, width) = (x.shape[2], x.shape[3])
-    let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], 2 * height, 2 * width])
-    let rows = x.shape[0] * x.shape[1] * height
-    let source = x.pointer, destination = out.pointer
-    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(4 * width, 1))) { range in
-        for row in range {
-            let input = source + row * width
-            let output = destination + row * 4 * width
-            for column in 0..<width {
-                let value = input[column]
-                output[2 * column] = value
-                output[2 * column + 1] = value
+    OpProfile.record("upsample nearest 2x") {
+        precondition(x.rank == 4, "upsampleNearest2x: expected [N, C, H, W], got \(x.shape)")
+        let (height, width) = (x.shape[2], x.shape[3])
+        let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], 2 * height, 2 * width])
+        let rows = x.shape[0] * x.shape[1] * height
+        let source = x.pointer, destination = out.pointer
+        Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(4 * width, 1))) { range in
+            for row in range {
+                let input = source + row * width
+                let output = destination + row * 4 * width
+                for column in 0..<width {
+                    let value = input[column]
+                    output[2 * column] = value
+                    output[2 * column + 1] = value
+                }
+                (output + 2 * width).update(from: output, count: 2 * width)
             }
-            (output + 2 * width).update(from: output, count: 2 * width)
         }
+        return out
     }
-    return out
 }
 
 /// Joins tensors along `axis` (negative counts from the end); all other dimensions must agree.
 public func concat(_ parts: [Tensor], axis: Int) -> Tensor {
-    precondition(!parts.isEmpty, "concat: no tensors")
-    let rank = parts[0].rank
-    let axis = axis < 0 ? axis + rank : axis
-    precondition(axis >= 0 && axis < rank, "concat: axis out of range for \(parts[0].shape)")
-    for part in parts {
-        precondition(part.rank == rank && part.shape.enumerated().allSatisfy { $0.offset == axis || $0.element == parts[0].shape[$0.offset] },
-                     "concat: shapes \(parts.map(\.shape)) differ outside axis \(axis)")
-    }
-    var shape = parts[0].shape
-    shape[axis] = parts.reduce(0) { $0 + $1.shape[axis] }
-    let out = Tensor(uninitializedShape: shape)
-    let outer = shape[..<axis].reduce(1, *)
-    // Per outer index, each part contributes one contiguous block.
-    let blocks = parts.map { $0.shape[axis...].reduce(1, *) }
-    let outBlock = blocks.reduce(0, +)
-    let sources = parts.map(\.pointer)
-    let destination = out.pointer
-    Parallel.forEachChunk(outer, grain: max(1, elementwiseGrain / max(outBlock, 1))) { range in
-        for index in range {
-            var target = destination + index * outBlock
-            for (source, block) in zip(sources, blocks) {
-                target.update(from: source + index * block, count: block)
-                target += block
+    OpProfile.record("concat") {
+        precondition(!parts.isEmpty, "concat: no tensors")
+        let rank = parts[0].rank
+        let axis = axis < 0 ? axis + rank : axis
+        precondition(axis >= 0 && axis < rank, "concat: axis out of range for \(parts[0].shape)")
+        for part in parts {
+            precondition(part.rank == rank && part.shape.enumerated().allSatisfy { $0.offset == axis || $0.element == parts[0].shape[$0.offset] },
+                         "concat: shapes \(parts.map(\.shape)) differ outside axis \(axis)")
+        }
+        var shape = parts[0].shape
+        shape[axis] = parts.reduce(0) { $0 + $1.shape[axis] }
+        let out = Tensor(uninitializedShape: shape)
+        let outer = shape[..<axis].reduce(1, *)
+        // Per outer index, each part contributes one contiguous block.
+        let blocks = parts.map { $0.shape[axis...].reduce(1, *) }
+        let outBlock = blocks.reduce(0, +)
+        let sources = parts.map(\.pointer)
+        let destination = out.pointer
+        Parallel.forEachChunk(outer, grain: max(1, elementwiseGrain / max(outBlock, 1))) { range in
+            for index in range {
+                var target = destination + index * outBlock
+                for (source, block) in zip(sources, blocks) {
+                    target.update(from: source + index * block, count: block)
+                    target += block
+                }
             }
         }
+        return out
     }
-    return out
 }
 
 /// `[N, C, H, W]` -> `[N, H*W, C]`: a feature map as a token sequence for attention.
 public func nchwToTokens(_ x: Tensor) -> Tensor {
-    precondition(x.rank == 4, "nchwToTokens: expected [N, C, H, W], got \(x.shape)")
-    let (batch, channels, positions) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-    let out = Tensor(uninitializedShape: [batch, positions, channels])
-    transposeBatched(x.pointer, batch: batch, rows: channels, columns: positions, into: out.pointer)
-    return out
+    OpProfile.record("nchw to tokens") {
+        precondition(x.rank == 4, "nchwToTokens: expected [N, C, H, W], got \(x.shape)")
+        let (batch, channels, positions) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        let out = Tensor(uninitializedShape: [batch, positions, channels])
+        transposeBatched(x.pointer, batch: batch, rows: channels, columns: positions, into: out.pointer)
+        return out
+    }
 }
 
 /// `[N, H*W, C]` -> `[N, C, H, W]`, the inverse of `nchwToTokens`.
 public func tokensToNCHW(_ x: Tensor, height: Int, width: Int) -> Tensor {
-    precondition(x.rank == 3 && x.shape[1] == height * width,
-                 "tokensToNCHW: \(x.shape) is not [N, \(height)*\(width), C]")
-    let (batch, channels) = (x.shape[0], x.shape[2])
-    let out = Tensor(uninitializedShape: [batch, channels, height, width])
-    transposeBatched(x.pointer, batch: batch, rows: height * width, columns: channels, into: out.pointer)
-    return out
+    OpProfile.record("tokens to nchw") {
+        precondition(x.rank == 3 && x.shape[1] == height * width,
+                     "tokensToNCHW: \(x.shape) is not [N, \(height)*\(width), C]")
+        let (batch, channels) = (x.shape[0], x.shape[2])
+        let out = Tensor(uninitializedShape: [batch, channels, height, width])
+        transposeBatched(x.pointer, batch: batch, rows: height * width, columns: channels, into: out.pointer)
+        return out
+    }
 }
 
 /// Transposes `batch` row-major `rows x columns` matrices. Work goes in bands of 32 source rows;

@@ -1,15 +1,17 @@
 /// Softmax over the last dimension, as `torch.softmax(x, dim=-1)`.
 public func softmax(_ x: Tensor) -> Tensor {
-    let result = Tensor(uninitializedShape: x.shape)
-    guard x.count > 0 else { return result }
-    let length = x.shape.last ?? 1
-    let rows = x.count / length
-    result.pointer.update(from: x.pointer, count: x.count)
-    let data = result.pointer
-    Parallel.forEachChunk(rows, grain: max(1, 16_384 / length)) { range in
-        softmaxRows(data + range.lowerBound * length, rows: range.count, length: length, stride: length)
+    OpProfile.record("softmax") {
+        let result = Tensor(uninitializedShape: x.shape)
+        guard x.count > 0 else { return result }
+        let length = x.shape.last ?? 1
+        let rows = x.count / length
+        result.pointer.update(from: x.pointer, count: x.count)
+        let data = result.pointer
+        Parallel.forEachChunk(rows, grain: max(1, 16_384 / length)) { range in
+            softmaxRows(data + range.lowerBound * length, rows: range.count, length: length, stride: length)
+        }
+        return result
     }
-    return result
 }
 
 /// In-place softmax of `rows` rows of `length` elements, `stride` elements apart.
