@@ -25,7 +25,9 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
-        .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG"]),
+        // Wide-vector loops (AVX-512, AVX2+FMA, portable) chosen at run time.
+        .target(name: "CSfumatoKernels"),
+        .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG", "CSfumatoKernels"]),
         .executableTarget(
             name: "SfumatoCLI",
             dependencies: [

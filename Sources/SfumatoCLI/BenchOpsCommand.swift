@@ -27,8 +27,8 @@ struct BenchOpsCommand: ParsableCommand {
         if let warning = info.warning { print(warning) }
         let peak = SgemmProbe.gflops(size: 2048)
         print("OpenBLAS core \(info.coreName), \(info.threads) threads; sgemm 2048^3: \(String(format: "%.1f", peak)) GFLOP/s\n")
-        print("| operator | shape | median ms | GFLOP/s | % of sgemm |")
-        print("|---|---|---|---|---|")
+        print("| operator | shape | median ms | CPU ms | GFLOP/s | % of sgemm |")
+        print("|---|---|---|---|---|---|")
 
         var random = TorchRandom(seed: 0)
         let image = random.normal(shape: [1, 320, 64, 64])
@@ -42,23 +42,37 @@ struct BenchOpsCommand: ParsableCommand {
         let q = random.normal(shape: [1, tokens, heads * headDim])
         let k = random.normal(shape: [1, tokens, heads * headDim])
         let v = random.normal(shape: [1, tokens, heads * headDim])
-        row("self-attention", "\(tokens) tokens, \(heads) heads of \(headDim)",
-            flops: 2 * 2 * tokens * tokens * headDim * heads, peak: peak) {
-            _ = attention(query: q, key: k, value: v, heads: heads)
+        for path in KernelPath.allCases {
+            row("self-attention (\(path.rawValue))", "\(tokens) tokens, \(heads) heads of \(headDim)",
+                flops: 2 * 2 * tokens * tokens * headDim * heads, peak: peak) {
+                Kernels.$path.withValue(path) { _ = attention(query: q, key: k, value: v, heads: heads) }
+            }
         }
     }
 
     /// Times `body` and prints one table row; GEMM FLOPs only (softmax, im2col and bias are overhead).
+    /// CPU ms is the process's CPU time per run (all threads): on a busy machine it moves less than
+    /// the wall-clock median.
     func row(_ name: String, _ shape: String, flops: Int, peak: Double, _ body: () -> Void) {
         body()
         var times: [Double] = []
+        var cpuTimes: [Double] = []
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
+            let cpuStart = processCPUSeconds()
             body()
+            cpuTimes.append(processCPUSeconds() - cpuStart)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let median = times.sorted()[times.count / 2]
+        let cpu = cpuTimes.sorted()[cpuTimes.count / 2]
         let gflops = Double(flops) / median / 1e9
-        print("| \(name) | \(shape) | " + String(format: "%.1f | %.1f | %.0f%% |", median * 1000, gflops, 100 * gflops / peak))
+        print("| \(name) | \(shape) | " + String(format: "%.1f | %.1f | %.1f | %.0f%% |", median * 1000, cpu * 1000, gflops, 100 * gflops / peak))
+    }
+
+    private func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }

@@ -17,7 +17,7 @@ public struct BLASInfo: Sendable {
         return BLASInfo(
             coreName: openblas_get_corename().map { String(cString: $0) } ?? "unknown",
             config: openblas_get_config().map { String(cString: $0) } ?? "unknown",
-            threads: Int(openblas_get_num_threads()),
+            threads: Runtime.threads,
             forcedCoreType: environment["OPENBLAS_CORETYPE"].flatMap { $0.isEmpty ? nil : $0 },
             cpuHasAVX512: CPUFeatures.hasAVX512F)
     }

@@ -1,8 +1,9 @@
 /// Process-wide compute settings.
 public enum Runtime {
-    /// Threads for OpenBLAS and for our own parallel loops (they never run at the same time).
+    /// Workers for our loops and for the blocks GEMMs are split into (OpenBLAS runs single-threaded).
+    public static var threads: Int { Parallel.threadCount }
+
     public static func setThreads(_ count: Int) {
-        BLAS.threadCount = count
-        Parallel.threadCount = count
+        Parallel.threadCount = max(1, count)
     }
 }

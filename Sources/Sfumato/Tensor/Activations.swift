@@ -1,3 +1,5 @@
+import CSfumatoKernels
+
 /// Applies `f` to every element of `x` into a new tensor, split across cores when large.
 @inline(__always)
 private func mapElements(_ x: Tensor, _ f: (VectorMath.Vector) -> VectorMath.Vector) -> Tensor {
@@ -42,7 +44,12 @@ public func geglu(_ x: Tensor) -> Tensor {
         let rows = width == 0 ? 0 : x.count / (2 * width)
         let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
         let input = x.pointer, output = result.pointer
+        let fast = Kernels.path == .fast
         Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
+            if fast {
+                sfumato_geglu(input + range.lowerBound * 2 * width, output + range.lowerBound * width, range.count, width)
+                return
+            }
             for row in range {
                 let a = input + row * 2 * width
                 let b = a + width

@@ -1,67 +1,147 @@
+import CSfumatoKernels
+
 /// Multi-head scaled dot-product attention, as diffusers' attention processor with
 /// `F.scaled_dot_product_attention`: q [B, Lq, heads*d], k and v [B, Lk, heads*d] -> [B, Lq, heads*d],
 /// scores scaled by 1/sqrt(d). `causal` lets query i see keys 0...i only (CLIP's text mask; PyTorch's
 /// `is_causal`, aligned top-left when Lq != Lk).
 ///
 /// Heads are read in place through GEMM leading dimensions (row stride heads*d), so nothing is
-/// transposed. The scores of one head are formed `rowBlock` query rows at a time (rowBlock x Lk
-/// floats), which bounds memory at any sequence length; by default a block holds about 1 MB.
+/// transposed. The fast path (`fusedAttention`) keeps each block of scores in cache with an online
+/// softmax; the reference path forms the scores of `rowBlock` query rows against all keys.
+/// `rowBlock` and `keyBlock` override the block sizes (tests use small ones to reach every edge).
 public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
-                      rowBlock: Int? = nil) -> Tensor {
-    OpProfile.record(causal ? "attention (causal)" : "attention", flops: 4 * Double(query.shape[0]) * Double(query.shape[1]) * Double(key.shape[1]) * Double(query.shape[2])) {
-        precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
-                     "attention needs q, k, v of rank 3, got \(query.shape), \(key.shape), \(value.shape)")
-        let batch = query.shape[0], queryLength = query.shape[1], inner = query.shape[2]
-        let keyLength = key.shape[1]
-        precondition(key.shape == [batch, keyLength, inner] && value.shape == key.shape,
-                     "attention: k \(key.shape) and v \(value.shape) do not match q \(query.shape)")
-        precondition(heads > 0 && inner % heads == 0, "attention: width \(inner) does not split into \(heads) heads")
-        precondition(rowBlock.map { $0 > 0 } ?? true, "attention: rowBlock must be positive")
-        let headSize = inner / heads
-
+                      rowBlock: Int? = nil, keyBlock: Int? = nil) -> Tensor {
+    precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
+                 "attention needs q, k, v of rank 3, got \(query.shape), \(key.shape), \(value.shape)")
+    let batch = query.shape[0], queryLength = query.shape[1], inner = query.shape[2]
+    let keyLength = key.shape[1]
+    precondition(key.shape == [batch, keyLength, inner] && value.shape == key.shape,
+                 "attention: k \(key.shape) and v \(value.shape) do not match q \(query.shape)")
+    precondition(heads > 0 && inner % heads == 0, "attention: width \(inner) does not split into \(heads) heads")
+    precondition(rowBlock.map { $0 > 0 } ?? true, "attention: rowBlock must be positive")
+    precondition(keyBlock.map { $0 > 0 } ?? true, "attention: keyBlock must be positive")
+    let flops = 4 * Double(batch) * Double(queryLength) * Double(keyLength) * Double(inner)
+    return OpProfile.record(causal ? "attention (causal)" : "attention", flops: flops) {
         let result = Tensor(uninitializedShape: query.shape)
         guard result.count > 0 else { return result }
-        guard keyLength > 0, headSize > 0 else {
+        guard keyLength > 0, inner > 0 else {
             // No keys: the weighted sum over nothing, as PyTorch's matmul with an empty dimension.
             result.pointer.update(repeating: 0, count: result.count)
             return result
         }
-
-        let blockRows = min(queryLength, rowBlock ?? max(16, (1 << 18) / keyLength))
-        let scores = TensorStorage(count: blockRows * keyLength)
-        let scale = 1 / Float(headSize).squareRoot()
-
-        for b in 0..<batch {
-            let q = query.pointer + b * queryLength * inner
-            let k = key.pointer + b * keyLength * inner
-            let v = value.pointer + b * keyLength * inner
-            let out = result.pointer + b * queryLength * inner
-            for head in 0..<heads {
-                let column = head * headSize
-                var row = 0
-                while row < queryLength {
-                    let rows = min(blockRows, queryLength - row)
-                    // With the causal mask, keys past the block's last row get weight 0: skip them.
-                    let keys = causal ? min(keyLength, row + rows) : keyLength
-                    // scores[rows, keys] = scale * q_block * k^T
-                    BLAS.sgemm(transposeB: true, m: rows, n: keys, k: headSize, alpha: scale,
-                               a: q + row * inner + column, lda: inner,
-                               b: k + column, ldb: inner,
-                               c: scores.pointer, ldc: keys)
-                    let data = scores.pointer
-                    Parallel.forEachChunk(rows, grain: max(1, 8_192 / keys)) { range in
-                        softmaxRows(data + range.lowerBound * keys, rows: range.count, length: keys, stride: keys,
-                                    causalOffset: causal ? row + range.lowerBound : nil)
-                    }
-                    // out_block[rows, d] = scores * v
-                    BLAS.sgemm(m: rows, n: headSize, k: keys,
-                               a: scores.pointer, lda: keys,
-                               b: v + column, ldb: inner,
-                               c: out + row * inner + column, ldc: inner)
-                    row += rows
-                }
-            }
+        let shape = AttentionShape(batch: batch, queryLength: queryLength, keyLength: keyLength, heads: heads,
+                                   headSize: inner / heads, causal: causal)
+        switch Kernels.path {
+        case .fast:
+            fusedAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
+                           rowBlock: rowBlock ?? 128, keyBlock: keyBlock ?? 256)
+        case .reference:
+            referenceAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
+                               rowBlock: rowBlock ?? max(16, (1 << 18) / keyLength))
         }
         return result
+    }
+}
+
+struct AttentionShape {
+    let batch, queryLength, keyLength, heads, headSize: Int
+    let causal: Bool
+    var inner: Int { heads * headSize }
+    var scale: Float { 1 / Float(headSize).squareRoot() }
+}
+
+/// Flash-attention blocking: every (batch item, head, block of query rows) is one job on one core;
+/// the job walks the keys in blocks, so its scores (rowBlock x keyBlock floats) stay in L2, and an
+/// online softmax rescales the partial output as the row maxima grow. OpenBLAS multiplies each
+/// block on the job's own thread (the K = head size products are too small to split further).
+func fusedAttention(_ shape: AttentionShape, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
+                    _ v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rowBlock: Int, keyBlock: Int) {
+    let inner = shape.inner, d = shape.headSize
+    let rowBlocks = (shape.queryLength + rowBlock - 1) / rowBlock
+    let jobs = shape.batch * shape.heads * rowBlocks
+    let keyBlock = min(keyBlock, shape.keyLength)
+    Parallel.forEachChunk(jobs) { range in
+        // Scratch for this worker: one block of scores, and per-row max, sum and correction.
+        let scratch = TensorStorage(count: rowBlock * keyBlock + 3 * rowBlock)
+        let scores = scratch.pointer
+        let rowMax = scores + rowBlock * keyBlock, rowSum = rowMax + rowBlock, correction = rowSum + rowBlock
+        for job in range {
+            let b = job / (shape.heads * rowBlocks)
+            let head = (job / rowBlocks) % shape.heads
+            let firstRow = (job % rowBlocks) * rowBlock
+            let rows = min(rowBlock, shape.queryLength - firstRow)
+            let qBlock = q + (b * shape.queryLength + firstRow) * inner + head * d
+            let kHead = k + b * shape.keyLength * inner + head * d
+            let vHead = v + b * shape.keyLength * inner + head * d
+            let outBlock = out + (b * shape.queryLength + firstRow) * inner + head * d
+            rowMax.update(repeating: -.infinity, count: rows)
+            rowSum.update(repeating: 0, count: rows)
+            // With the causal mask, keys past the block's last row get weight 0: skip them.
+            let keys = shape.causal ? min(shape.keyLength, firstRow + rows) : shape.keyLength
+            var firstKey = 0
+            while firstKey < keys {
+                let cols = min(keyBlock, keys - firstKey)
+                BLAS.serialSgemm(false, true, rows, cols, d, shape.scale, qBlock, inner, kHead + firstKey * inner, inner,
+                                 0, scores, cols)
+                if shape.causal { maskFutureKeys(scores, rows: rows, cols: cols, firstRow: firstRow, firstKey: firstKey) }
+                sfumato_online_softmax_block(scores, rows, cols, cols, rowMax, rowSum, correction)
+                // The first block writes the output; later ones rescale it and add theirs.
+                if firstKey > 0 { sfumato_scale_rows(outBlock, rows, d, inner, correction) }
+                BLAS.serialSgemm(false, false, rows, d, cols, 1, scores, cols, vHead + firstKey * inner, inner,
+                                 firstKey > 0 ? 1 : 0, outBlock, inner)
+                firstKey += cols
+            }
+            for row in 0..<rows { rowSum[row] = 1 / rowSum[row] }
+            sfumato_scale_rows(outBlock, rows, d, inner, rowSum)
+        }
+    }
+}
+
+/// Scores of keys after their query (key > query row) become -inf, so their weight is exactly 0.
+/// Key 0 is always visible and the first key block is processed first, so no row's maximum stays -inf.
+private func maskFutureKeys(_ scores: UnsafeMutablePointer<Float>, rows: Int, cols: Int, firstRow: Int, firstKey: Int) {
+    for row in 0..<rows {
+        let visible = max(0, min(cols, firstRow + row + 1 - firstKey))
+        (scores + row * cols + visible).update(repeating: -.infinity, count: cols - visible)
+    }
+}
+
+/// The reference path: scores of `rowBlock` query rows against every key, a plain softmax, then the
+/// weighted sum, one head at a time.
+func referenceAttention(_ shape: AttentionShape, _ query: UnsafePointer<Float>, _ key: UnsafePointer<Float>,
+                        _ value: UnsafePointer<Float>, into result: UnsafeMutablePointer<Float>, rowBlock: Int) {
+    let (queryLength, keyLength, inner, headSize) = (shape.queryLength, shape.keyLength, shape.inner, shape.headSize)
+    let blockRows = min(queryLength, rowBlock)
+    let scores = TensorStorage(count: blockRows * keyLength)
+    for b in 0..<shape.batch {
+        let q = query + b * queryLength * inner
+        let k = key + b * keyLength * inner
+        let v = value + b * keyLength * inner
+        let out = result + b * queryLength * inner
+        for head in 0..<shape.heads {
+            let column = head * headSize
+            var row = 0
+            while row < queryLength {
+                let rows = min(blockRows, queryLength - row)
+                // With the causal mask, keys past the block's last row get weight 0: skip them.
+                let keys = shape.causal ? min(keyLength, row + rows) : keyLength
+                // scores[rows, keys] = scale * q_block * k^T
+                BLAS.sgemm(transposeB: true, m: rows, n: keys, k: headSize, alpha: shape.scale,
+                           a: q + row * inner + column, lda: inner,
+                           b: k + column, ldb: inner,
+                           c: scores.pointer, ldc: keys)
+                let data = scores.pointer
+                Parallel.forEachChunk(rows, grain: max(1, 8_192 / keys)) { range in
+                    softmaxRows(data + range.lowerBound * keys, rows: range.count, length: keys, stride: keys,
+                                causalOffset: shape.causal ? row + range.lowerBound : nil)
+                }
+                // out_block[rows, d] = scores * v
+                BLAS.sgemm(m: rows, n: headSize, k: keys,
+                           a: scores.pointer, lda: keys,
+                           b: v + column, ldb: inner,
+                           c: out + row * inner + column, ldc: inner)
+                row += rows
+            }
+        }
     }
 }

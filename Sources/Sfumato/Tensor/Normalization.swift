@@ -1,3 +1,5 @@
+import CSfumatoKernels
+
 /// Group normalisation, as `F.group_norm`: x [N, C, ...] (any trailing dims, or none), channels
 /// split into `groups` consecutive groups, each normalised over its channels and trailing dims,
 /// then scaled by `weight[c]` and shifted by `bias[c]`. `silu: true` applies SiLU afterwards
@@ -16,17 +18,23 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, ep
         guard x.count > 0 else { return result }
         let input = x.pointer, output = result.pointer
         let gamma = weight.pointer, beta = bias.pointer
+        let fast = Kernels.path == .fast
 
         Parallel.forEachChunk(batch * groups, grain: max(1, 32_768 / groupSize)) { range in
             for item in range {
                 let offset = item * groupSize
-                let (mean, inverseStd) = meanAndInverseStd(input + offset, count: groupSize, eps: eps)
+                let (mean, inverseStd) = fast ? fastMeanAndInverseStd(input + offset, count: groupSize, eps: eps)
+                    : meanAndInverseStd(input + offset, count: groupSize, eps: eps)
                 let firstChannel = (item % groups) * perGroup
                 for local in 0..<perGroup {
                     let channel = firstChannel + local
                     let start = offset + local * spatial
-                    normalize(input + start, output + start, count: spatial, mean: mean, scale: inverseStd * gamma[channel],
-                              shift: beta[channel], silu: silu)
+                    let scale = inverseStd * gamma[channel]
+                    if fast {
+                        sfumato_normalize(input + start, output + start, spatial, mean, scale, beta[channel], silu ? 1 : 0)
+                    } else {
+                        normalize(input + start, output + start, count: spatial, mean: mean, scale: scale, shift: beta[channel], silu: silu)
+                    }
                 }
             }
         }
@@ -104,6 +112,17 @@ private func meanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float
         squareTotal += d * d
     }
     let variance = Float(squareTotal / Double(count))
+    return (mean, 1 / (variance + eps).squareRoot())
+}
+
+/// The same two passes in the C kernels' wide vectors. The first sums x - x[0], which keeps the
+/// float lanes small when the values sit far from zero.
+private func fastMeanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float) -> (Float, Float) {
+    var total = 0.0, squares = 0.0
+    sfumato_sum_deviations(p, count, p[0], 0, &total)
+    let mean = Float(Double(p[0]) + total / Double(count))
+    sfumato_sum_deviations(p, count, mean, 1, &squares)
+    let variance = Float(squares / Double(count))
     return (mean, 1 / (variance + eps).squareRoot())
 }
 

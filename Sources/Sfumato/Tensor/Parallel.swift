@@ -1,16 +1,19 @@
 import Foundation
 
-/// Splits non-GEMM work across cores. OpenBLAS has its own threads; we only
-/// run our loops here between BLAS calls, so the two never compete.
+/// Splits work across cores: our own loops and, through `BLAS.sgemm`, the GEMMs (OpenBLAS runs
+/// single-threaded inside each chunk), so one set of workers serves everything.
 public enum Parallel {
-    /// Worker count for our own loops (set from `--threads`).
+    /// Worker count (set from `--threads`).
     nonisolated(unsafe) public static var threadCount = ProcessInfo.processInfo.activeProcessorCount
+
+    /// True inside a chunk of `forEachChunk`: nested calls run serially instead of oversubscribing.
+    @TaskLocal static var isWorker = false
 
     /// Runs `body` over `0..<count` in contiguous chunks, in parallel when the
     /// work is large enough (`grain` = minimum items per chunk).
     public static func forEachChunk(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = min(threadCount, max(1, count / max(grain, 1)))
+        let chunks = isWorker ? 1 : min(threadCount, max(1, count / max(grain, 1)))
         if chunks <= 1 {
             body(0..<count)
             return
@@ -20,7 +23,7 @@ public enum Parallel {
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             let start = count * chunk / chunks
             let end = count * (chunk + 1) / chunks
-            if start < end { body(start..<end) }
+            if start < end { $isWorker.withValue(true) { body(start..<end) } }
         }
     }
 }

@@ -1,22 +1,97 @@
 import Foundation
 
-/// 64-byte aligned Float32 memory shared by a tensor and its views.
+/// Float32 memory shared by a tensor and its views: 64-byte aligned memory of its own, or memory
+/// borrowed from an owner that outlives it (a memory-mapped weights file).
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Keeps borrowed memory alive; nil when the storage owns (and frees) its memory.
+    private let owner: AnyObject?
 
     /// Uninitialised storage; callers write every element before reading.
     public init(count: Int) {
         precondition(count >= 0, "negative element count")
-        var raw: UnsafeMutableRawPointer?
-        // posix_memalign gives the alignment AVX-512 loads like; at least one element so the pointer is valid.
-        let status = posix_memalign(&raw, 64, max(count, 1) * MemoryLayout<Float>.stride)
-        guard status == 0, let raw else { fatalError("out of memory allocating \(count) floats") }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer = BufferCache.shared.take(count: max(count, 1))
         self.count = count
+        owner = nil
     }
 
-    deinit { free(pointer) }
+    /// `count` floats at `pointer`, valid while `owner` lives; never written by convention.
+    init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = pointer
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { BufferCache.shared.give(pointer, count: max(count, 1)) } }
+}
+
+/// Large freed buffers kept for the next tensor of the same size. A denoising step allocates the
+/// same shapes as the one before it, so from the second step on its activations reuse memory that
+/// is already mapped: no page faults, no kernel zeroing. The cache holds at most `limit` bytes and
+/// gives memory back, oldest first, when a new size needs room.
+final class BufferCache: @unchecked Sendable {
+    static let shared = BufferCache(limit: 768 << 20)
+
+    /// Below this, malloc's own free lists already reuse memory without faults.
+    static let minimumBytes = 1 << 20
+
+    private let limit: Int
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    /// Cached (count, pointer) pairs, oldest first, for eviction.
+    private var order: [(Int, UnsafeMutablePointer<Float>)] = []
+    private var cachedBytes = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func take(count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = count * MemoryLayout<Float>.stride
+        if bytes >= Self.minimumBytes {
+            let reused: UnsafeMutablePointer<Float>? = lock.withLock {
+                guard let pointer = free[count]?.popLast() else {
+                    // A new size: make room for it so cache plus live memory stays bounded.
+                    evict(toFit: bytes)
+                    return nil
+                }
+                if let index = order.lastIndex(where: { $0.1 == pointer }) { order.remove(at: index) }
+                cachedBytes -= bytes
+                return pointer
+            }
+            if let reused { return reused }
+        }
+        var raw: UnsafeMutableRawPointer?
+        // posix_memalign gives the alignment AVX-512 loads like.
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(count) floats") }
+        return raw.bindMemory(to: Float.self, capacity: count)
+    }
+
+    func give(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+        let bytes = count * MemoryLayout<Float>.stride
+        guard bytes >= Self.minimumBytes, bytes <= limit else {
+            Foundation.free(pointer)
+            return
+        }
+        lock.withLock {
+            evict(toFit: bytes)
+            free[count, default: []].append(pointer)
+            order.append((count, pointer))
+            cachedBytes += bytes
+        }
+    }
+
+    /// Frees the oldest cached buffers until `bytes` more fit under the limit. Caller holds the lock.
+    private func evict(toFit bytes: Int) {
+        while cachedBytes + bytes > limit, !order.isEmpty {
+            let (count, pointer) = order.removeFirst()
+            if var list = free[count], let index = list.firstIndex(of: pointer) {
+                list.remove(at: index)
+                free[count] = list.isEmpty ? nil : list
+            }
+            cachedBytes -= count * MemoryLayout<Float>.stride
+            Foundation.free(pointer)
+        }
+    }
 }
 
 /// A contiguous, row-major (NCHW for images) Float32 tensor.

@@ -49,7 +49,10 @@ public enum WeightError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A read-only memory map of a whole file, unmapped when the last user goes away.
+/// A memory map of a whole file, unmapped when the last user goes away. fp32 weights are used in
+/// place (their pages are the file's page cache, shared by every process that maps the file).
+/// The map is private and writable: a stray write copies one page for this process and can
+/// neither reach the file nor fault.
 final class MappedFile: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
 
@@ -65,7 +68,7 @@ final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+        guard let base = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
             throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
         bytes = UnsafeRawBufferPointer(start: base, count: size)
@@ -73,6 +76,18 @@ final class MappedFile: @unchecked Sendable {
 
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    /// madvise over the pages of `range` (a part of `bytes`); advice is a hint, so failures
+    /// (an older kernel without MADV_POPULATE_READ) are ignored.
+    func advise(_ range: UnsafeRawBufferPointer, _ advice: Int32, wholePagesOnly: Bool = false) {
+        guard let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let low = Int(bitPattern: start), high = low + range.count
+        let first = wholePagesOnly ? (low + page - 1) / page * page : low / page * page
+        let last = wholePagesOnly ? high / page * page : (high + page - 1) / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, advice)
     }
 }
 
@@ -191,9 +206,18 @@ public struct SafeTensorsFile: Sendable {
     public func tensor(_ name: String) throws(WeightError) -> Tensor {
         guard let entry = entries[name] else { throw .missingTensor(path: path, tensor: name) }
         let source = try rawBytes(name)
+        let count = entry.shape.reduce(1, *)
+        if entry.dtype == .f32, count > 0, let base = source.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            // In place: map the pages now so the first denoising step does not fault them in one by one.
+            file.advise(source, MADV_POPULATE_READ)
+            let pointer = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Float.self))
+            return Tensor(shape: entry.shape, storage: TensorStorage(borrowing: pointer, count: count, owner: file), offset: 0)
+        }
+        // Converted (or misaligned) tensors are copied; the file's pages are then dropped from this
+        // process's resident set (they stay in the page cache).
+        defer { file.advise(source, MADV_DONTNEED, wholePagesOnly: true) }
         let result = Tensor(uninitializedShape: entry.shape)
         let destination = result.pointer
-        let count = result.count
         switch entry.dtype {
         case .f32:
             if count > 0 { UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress!, byteCount: count * 4) }
