@@ -8,11 +8,15 @@ public let conv2dDefaultColumnElements = 1 << 22
 /// 1x1 stride-1 unpadded convs are a plain GEMM. Everything else is im2col + GEMM, the column
 /// matrix built for a band of output rows at a time so that it holds at most about
 /// `maxColumnElements` floats (at least one output row); tests pass a small value to force many bands.
+/// `residual` (the output's shape) is added to the result in place: a residual connection without
+/// another full-size tensor.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
-                   maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
+                   residual: Tensor? = nil, maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
     let label = "conv2d \(weight.shape[2])x\(weight.shape[3])" + (stride == 1 ? "" : " stride \(stride)")
     return OpProfile.record(label, flops: conv2dFLOPs(x, weight: weight, stride: stride, padding: padding)) {
-        im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
+        let out = im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
+        if let residual { accumulate(residual, into: out) }
+        return out
     }
 }
 

@@ -14,6 +14,15 @@ public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
     }
 }
 
+/// `target += addend` in place, for ops that add a residual into the output they just made.
+func accumulate(_ addend: Tensor, into target: Tensor) {
+    precondition(addend.shape == target.shape, "residual \(addend.shape) does not match the output \(target.shape)")
+    let x = addend.pointer, z = target.pointer
+    Parallel.forEachChunk(target.count, grain: elementwiseGrain) { range in
+        for index in range { z[index] += x[index] }
+    }
+}
+
 /// `x * factor`.
 public func scaled(_ x: Tensor, by factor: Float) -> Tensor {
     OpProfile.record("scale") {

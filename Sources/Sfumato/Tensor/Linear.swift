@@ -1,6 +1,7 @@
 /// `x [..., in] · weightᵀ + bias`, weight `[out, in]`, bias `[out]` -> `[..., out]`
-/// (torch.nn.functional.linear). All leading dimensions go through one GEMM.
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+/// (torch.nn.functional.linear). All leading dimensions go through one GEMM. `residual` (the
+/// output's shape) is added in place, as `linear(x) + residual` without another tensor.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor? = nil) -> Tensor {
     OpProfile.record("linear", flops: 2 * Double(x.count) * Double(weight.shape[0])) {
         precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
                      "linear: input \(x.shape) does not fit weight \(weight.shape)")
@@ -24,6 +25,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
                 }
             }
         }
+        if let residual { accumulate(residual, into: out) }
         return out
     }
 }

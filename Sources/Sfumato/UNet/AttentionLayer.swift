@@ -19,9 +19,10 @@ final class Attention: Sendable {
         self.heads = heads
     }
 
-    /// x [B, L, queryDim], context [B, Lk, contextDim] (nil: self-attention) -> [B, L, queryDim]
-    func callAsFunction(_ x: Tensor, context: Tensor? = nil) -> Tensor {
+    /// x [B, L, queryDim], context [B, Lk, contextDim] (nil: self-attention) -> [B, L, queryDim];
+    /// `residual` [B, L, queryDim], if given, is added to the output.
+    func callAsFunction(_ x: Tensor, context: Tensor? = nil, residual: Tensor? = nil) -> Tensor {
         let source = context ?? x
-        return to_out(attention(query: to_q(x), key: to_k(source), value: to_v(source), heads: heads))
+        return to_out(attention(query: to_q(x), key: to_k(source), value: to_v(source), heads: heads), residual: residual)
     }
 }

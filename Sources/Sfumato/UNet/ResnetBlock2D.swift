@@ -29,7 +29,6 @@ final class ResnetBlock2D: Sendable {
         if let temb, let time_emb_proj {
             hidden = addPerChannel(hidden, time_emb_proj(silu(temb)))
         }
-        hidden = conv2(norm2(hidden, silu: true))
-        return add(conv_shortcut.map { $0(x) } ?? x, hidden)
+        return conv2(norm2(hidden, silu: true), residual: conv_shortcut.map { $0(x) } ?? x)
     }
 }

@@ -75,9 +75,9 @@ final class BasicTransformerBlock: Sendable {
 
     /// tokens [N, L, dim], encoderHiddenStates [N, Lk, crossAttentionDim] -> [N, L, dim]
     func callAsFunction(_ tokens: Tensor, encoderHiddenStates: Tensor) -> Tensor {
-        var hidden = add(attn1(norm1(tokens)), tokens)
-        hidden = add(attn2(norm2(hidden), context: encoderHiddenStates), hidden)
-        return add(ff(norm3(hidden)), hidden)
+        let hidden = attn1(norm1(tokens), residual: tokens)
+        let attended = attn2(norm2(hidden), context: encoderHiddenStates, residual: hidden)
+        return ff(norm3(attended), residual: attended)
     }
 }
 
@@ -94,5 +94,5 @@ struct FeedForward: Sendable {
         net_2 = Linear(loader.scoped("net.2"), in: inner, out: dim)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { net_2(geglu(net_0_proj(x))) }
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor { net_2(geglu(net_0_proj(x)), residual: residual) }
 }

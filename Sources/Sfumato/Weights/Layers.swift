@@ -20,8 +20,9 @@ struct Conv2d {
         self.padding = padding
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    /// `residual`, if given, is added to the output.
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, residual: residual)
     }
 }
 
@@ -35,7 +36,8 @@ struct Linear {
         bias = hasBias ? loader("bias", shape: [outFeatures]) : nil
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+    /// `residual`, if given, is added to the output.
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor { linear(x, weight: weight, bias: bias, residual: residual) }
 }
 
 /// `torch.nn.GroupNorm` with affine parameters [channels]; `silu` fuses the SiLU that usually follows.
