@@ -506,9 +506,9 @@ def report(result):
     ours_report = result["engines"].get("ours", {}).get("reports")
     if ours_report:
         last = ours_report[-1]
+        keys = [k for k in ("blas_core", "threads", "steps_per_second", "gflops", "sgemm_gflops", "cpu") if k in last]
         notes.append("Sfumato reports: " + ", ".join(
-            f"{k} {last[k]}" for k in ("blas_core", "threads", "steps_per_second", "gflops", "sgemm_gflops", "cpu")
-            if k in last))
+            f"{k} {last[k]:.4g}" if isinstance(last[k], float) else f"{k} {last[k]}" for k in keys))
     loads = [f"{e['label']} {e['load_seconds']:.1f} s" for e in result["engines"].values() if e.get("load_seconds")]
     if loads:
         notes.append("Model load (median over rounds, not timed above): " + ", ".join(loads))
