@@ -70,7 +70,8 @@ verify-full: venv vocab build
 	cd Tests/Reference && ../../$(PYTHON) verify_full.py --compare
 
 # Full-size SD 1.5 (random weights) timed side by side: ours, PyTorch/diffusers fp32, OpenVINO f32 and
-# OpenVINO's default precision, one process each, interleaved rounds. ~12 min at 512x512 on 2 cores;
+# OpenVINO's default precision, one process each, interleaved rounds. ~9 min at 512x512 on 2 cores
+# (+5 min the first time: OpenVINO conversion, cached in .cache/openvino);
 # quick look: make bench-compare BENCH_ARGS="--width 256 --height 256". Options: bench_compare.py --help.
 SD15_RANDOM := .cache/sd15-random/diffusers
 BENCH_ARGS ?=
