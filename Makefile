@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench verify-full clean vocab train-default-model evaluate-default-model
+.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full clean vocab train-default-model evaluate-default-model
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench     operator benchmarks (not a test)"
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
 	@echo "make verify-full  full-size SD 1.5 (random weights): our networks and images vs PyTorch"
+	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
 
 # Installs the Debian packages that are missing; a clear message when that needs root.
 deps:
@@ -67,6 +68,19 @@ verify-full: venv vocab build
 	    --model .cache/sd15-random/diffusers --scheduler $$s --steps 8 --seed 42 --width 256 --height 256 \
 	    --output .cache/sd15-random/ours-$$s.png || exit 1; done
 	cd Tests/Reference && ../../$(PYTHON) verify_full.py --compare
+
+# Full-size SD 1.5 (random weights) timed side by side: ours, PyTorch/diffusers fp32, OpenVINO f32 and
+# OpenVINO's default precision, one process each, interleaved rounds. ~9 min at 512x512 on 2 cores
+# (+5 min the first time: OpenVINO conversion, cached in .cache/openvino);
+# quick look: make bench-compare BENCH_ARGS="--width 256 --height 256". Options: bench_compare.py --help.
+SD15_RANDOM := .cache/sd15-random/diffusers
+BENCH_ARGS ?=
+bench-compare: venv vocab build $(SD15_RANDOM)/model_index.json
+	$(PYTHON) Tests/Reference/bench_compare.py --sfumato $(BIN) $(BENCH_ARGS)
+
+# Only the random-weight diffusers folder of verify-full (model_index.json is written last).
+$(SD15_RANDOM)/model_index.json: | venv vocab
+	cd Tests/Reference && ../../$(PYTHON) verify_full.py --model-only
 
 # The real CLIP BPE vocabulary (not committed): derived from the open-clip-torch wheel.
 CLIP_VOCAB := .cache/clip-vocab

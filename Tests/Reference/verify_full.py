@@ -3,7 +3,8 @@ PyTorch/diffusers, written as a reference for `sfumato verify` to compare agains
 
 Writes into .cache/sd15-random/ (git-ignored): a diffusers folder (fp32), a single-file original
 checkpoint made from it, and reference.safetensors with inputs and torch outputs. Reuses what
-is already there, so a second run only recomputes what is missing.
+is already there, so a second run only recomputes what is missing. `--model-only` stops after
+the diffusers folder (what `make bench-compare` needs).
 """
 import json
 import os
@@ -82,6 +83,11 @@ if os.path.isdir(os.path.dirname(TOKENIZER_CONFIG)) and not os.path.exists(TOKEN
         json.dump({"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
                    "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
                    "do_lower_case": True}, f, indent=2)
+
+# `--model-only` (make bench-compare): stop once the diffusers folder exists.
+if len(sys.argv) > 1 and sys.argv[1] == "--model-only":
+    print("model ready:", FOLDER)
+    sys.exit(0)
 
 text_encoder = CLIPTextModel.from_pretrained(os.path.join(FOLDER, "text_encoder")).eval()
 unet = UNet2DConditionModel.from_pretrained(os.path.join(FOLDER, "unet")).eval()
