@@ -38,6 +38,16 @@ struct BenchOpsCommand: ParsableCommand {
             _ = conv2d(image, weight: weight, bias: bias, stride: 1, padding: 1)
         }
 
+        // The UNet's linear layers at 512x512 (batch 2): attention projections and the feed-forward.
+        for (rows, inputs, outputs) in [(8192, 320, 320), (8192, 320, 2560), (8192, 1280, 320), (2048, 640, 640),
+                                        (2048, 640, 5120), (512, 1280, 1280), (512, 1280, 10240)] {
+            let x = random.normal(shape: [rows, inputs])
+            let w = scaled(random.normal(shape: [outputs, inputs]), by: 0.02)
+            row("linear", "\(rows)x\(inputs) -> \(outputs)", flops: 2 * rows * inputs * outputs, peak: peak) {
+                _ = linear(x, weight: w, bias: nil)
+            }
+        }
+
         let (tokens, heads, headDim) = (4096, 8, 40)
         let q = random.normal(shape: [1, tokens, heads * headDim])
         let k = random.normal(shape: [1, tokens, heads * headDim])
