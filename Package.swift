@@ -25,7 +25,10 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
-        .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG"]),
+        // Hand-vectorised C kernels: AVX-512 and AVX2 variants chosen at run time (function target
+        // attributes, no build flags, so the package stays usable as a dependency).
+        .target(name: "CSfumatoKernels"),
+        .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG", "CSfumatoKernels"]),
         .executableTarget(
             name: "SfumatoCLI",
             dependencies: [
