@@ -1,0 +1,145 @@
+import CSfumatoKernels
+
+/// Default bound on the scratch memory of one Winograd convolution, in floats (64 MB): the
+/// transformed weights, input tiles and products.
+public let winogradDefaultScratchElements = 1 << 24
+
+/// Transformed input plus products aimed at per block of tiles, in floats (8 MB): large enough for
+/// wide GEMMs, small enough that the products are still in the last-level cache when the output
+/// transform reads them.
+let winogradBlockElements = 1 << 21
+
+/// `conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)` for 3x3 kernels by Winograd
+/// F(4x4, 3x3): x `[N, C, H, W]`, weight `[O, C, 3, 3]`, bias `[O]` -> `[N, O, H, W]`.
+///
+/// Each 4x4 output tile takes 36 multiplications per channel pair instead of 144: the weights and the
+/// 6x6 input patches are transformed, each of the 36 positions is one GEMM `[O x C] x [C x tiles]`
+/// through OpenBLAS, and the products are transformed back. Weights are transformed on every call
+/// (keeping them transformed would take four times their memory), `maxScratchElements` output
+/// channels at a time; tiles go in blocks of whole tile rows. Both bounds give way to at least one
+/// output channel and one tile row, so tests can force tiny blocks. `kernels` picks the C code path.
+public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, kernels: KernelVariant = .selected,
+                            maxScratchElements: Int = winogradDefaultScratchElements) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3 && x.shape[1] == weight.shape[1],
+                 "winogradConv3x3: input \(x.shape) does not fit a 3x3 weight \(weight.shape)")
+    precondition(kernels <= .supported, "winogradConv3x3: this CPU does not run the \(kernels) kernels")
+    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let outChannels = weight.shape[0]
+    precondition(height >= 1 && width >= 1, "winogradConv3x3: empty image \(x.shape)")
+    if let bias { precondition(bias.shape == [outChannels], "winogradConv3x3: bias \(bias.shape) for weight \(weight.shape)") }
+    let out = Tensor(uninitializedShape: [batch, outChannels, height, width])
+    guard channels > 0 else {
+        out.pointer.initialize(repeating: 0, count: out.count)
+        if let bias {
+            addChannelBias(out.pointer, planes: batch * outChannels, planeSize: height * width, bias: bias.pointer, biasCount: outChannels)
+        }
+        return out
+    }
+    guard batch > 0 && outChannels > 0 else { return out }
+
+    let plan = WinogradPlan(batch: batch, channels: channels, outChannels: outChannels, height: height, width: width,
+                            maxScratchElements: maxScratchElements)
+    let variant = kernels.rawValue
+    let weights = TensorStorage(count: 36 * plan.chunkChannels * channels)
+    let inputs = TensorStorage(count: 36 * channels * plan.blockRows * plan.tilesX)
+    let products = TensorStorage(count: 36 * plan.chunkChannels * plan.blockRows * plan.tilesX)
+    let inPlane = height * width
+    let outPlane = height * width
+
+    for chunk in stride(from: 0, to: outChannels, by: plan.chunkChannels) {
+        let chunkChannels = min(plan.chunkChannels, outChannels - chunk)
+        Parallel.forEachChunk(chunkChannels, grain: max(1, elementwiseGrain / (36 * channels))) { range in
+            sfumato_winograd_f43_weights(variant, weight.pointer + (chunk + range.lowerBound) * channels * 9,
+                                         Int32(range.count), Int32(channels),
+                                         weights.pointer + range.lowerBound * channels, chunkChannels * channels)
+        }
+        for firstRow in stride(from: 0, to: plan.totalRows, by: plan.blockRows) {
+            let rows = min(plan.blockRows, plan.totalRows - firstRow)
+            let tiles = rows * plan.tilesX
+            // With a single block the transformed input survives from one weight chunk to the next.
+            if chunk == 0 || plan.totalRows > plan.blockRows {
+                plan.forEachRun(items: channels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
+                    sfumato_winograd_f43_input(variant, x.pointer + (image * channels + channelRange.lowerBound) * inPlane,
+                                               Int32(channelRange.count), Int32(height), Int32(width),
+                                               Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
+                                               inputs.pointer + channelRange.lowerBound * tiles + column, channels * tiles, tiles)
+                }
+            }
+            for position in 0..<36 {
+                BLAS.sgemm(m: chunkChannels, n: tiles, k: channels,
+                           a: weights.pointer + position * chunkChannels * channels, lda: channels,
+                           b: inputs.pointer + position * channels * tiles, ldb: tiles,
+                           c: products.pointer + position * chunkChannels * tiles, ldc: tiles)
+            }
+            plan.forEachRun(items: chunkChannels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
+                let o = chunk + channelRange.lowerBound
+                sfumato_winograd_f43_output(variant, products.pointer + channelRange.lowerBound * tiles + column,
+                                            chunkChannels * tiles, tiles, bias.map { $0.pointer + o },
+                                            Int32(channelRange.count), Int32(height), Int32(width),
+                                            Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
+                                            out.pointer + (image * outChannels + o) * outPlane)
+            }
+        }
+    }
+    return out
+}
+
+/// How one Winograd convolution is cut: output channels per weight chunk, tile rows per block.
+/// Tile rows are counted over the whole batch (row r is tile row r % tilesY of image r / tilesY),
+/// so a block of a small image can take several images.
+struct WinogradPlan {
+    let tilesX, tilesY, totalRows: Int
+    let blockRows, chunkChannels: Int
+
+    init(batch: Int, channels: Int, outChannels: Int, height: Int, width: Int, maxScratchElements: Int) {
+        tilesX = (width + 3) / 4
+        tilesY = (height + 3) / 4
+        totalRows = batch * tilesY
+        // Floats per transformed position.
+        let budget = max(1, maxScratchElements / 36)
+        var rows = min(totalRows, max(1, winogradBlockElements / 36 / ((channels + outChannels) * tilesX)))
+        var chunk = outChannels
+        if outChannels * channels + (channels + outChannels) * rows * tilesX > budget {
+            // The weights come in chunks. A small image's input then fits whole, and is transformed once.
+            if channels * totalRows * tilesX <= budget / 2 { rows = totalRows }
+            let tiles = rows * tilesX
+            chunk = max(1, (budget - channels * tiles) / (channels + tiles))
+            chunk = min(outChannels, chunk)
+        }
+        // Even chunks and blocks: the last one is not a sliver.
+        let chunks = (outChannels + chunk - 1) / chunk
+        chunkChannels = (outChannels + chunks - 1) / chunks
+        let blocks = (totalRows + rows - 1) / rows
+        blockRows = (totalRows + blocks - 1) / blocks
+    }
+
+    /// Splits `items` channels x the block's tile rows into contiguous runs across the cores and
+    /// calls `body(channels, image, tileRows, column)` for each run inside one image: `tileRows` of
+    /// that image, whose first tile is column `column` of the block's transformed data.
+    func forEachRun(items channels: Int, blockRows block: Range<Int>,
+                    _ body: (Range<Int>, Int, Range<Int>, Int) -> Void) {
+        let rows = block.count
+        Parallel.forEachChunk(channels * rows, grain: max(1, elementwiseGrain / (36 * tilesX))) { range in
+            var item = range.lowerBound
+            while item < range.upperBound {
+                let channel = item / rows, offset = item % rows
+                // Whole channels at once where the range allows, else the part of one channel.
+                let channelCount: Int, end: Int
+                if offset == 0 && range.upperBound - item >= rows {
+                    (channelCount, end) = ((range.upperBound - item) / rows, rows)
+                } else {
+                    (channelCount, end) = (1, min(rows, range.upperBound - channel * rows))
+                }
+                var row = block.lowerBound + offset
+                while row < block.lowerBound + end {
+                    let image = row / tilesY
+                    let imageEnd = min(block.lowerBound + end, (image + 1) * tilesY)
+                    body(channel..<channel + channelCount, image, (row - image * tilesY)..<(imageEnd - image * tilesY),
+                         (row - block.lowerBound) * tilesX)
+                    row = imageEnd
+                }
+                item += channelCount * (end - offset)
+            }
+        }
+    }
+}
