@@ -56,8 +56,9 @@ import Testing
             let plan = WinogradPlan(batch: batch, channels: channels, outChannels: outChannels, height: size, width: size,
                                     maxScratchElements: winogradDefaultScratchElements)
             let tiles = plan.blockRows * plan.tilesX
-            let scratch = 36 * (plan.chunkChannels * channels + (channels + plan.chunkChannels) * tiles)
-            #expect(scratch <= winogradDefaultScratchElements, "\(channels)->\(outChannels) at \(size): \(scratch) floats")
+            #expect(plan.weightStride >= plan.chunkChannels * channels && plan.inputStride >= channels * tiles
+                    && plan.productStride >= plan.chunkChannels * tiles)
+            #expect(plan.scratchCount <= winogradDefaultScratchElements, "\(channels)->\(outChannels) at \(size): \(plan.scratchCount) floats")
             #expect(plan.chunkChannels == outChannels || 36 * outChannels * channels > winogradDefaultScratchElements / 2)
         }
     }

@@ -4,6 +4,9 @@ import CSfumatoKernels
 /// transformed weights, input tiles and products.
 public let winogradDefaultScratchElements = 1 << 24
 
+/// Scratch of `winogradConv3x3`, kept between calls.
+let winogradScratch = ScratchPool(kept: 1)
+
 /// Transformed input plus products aimed at per block of tiles, in floats (8 MB): large enough for
 /// wide GEMMs, small enough that the products are still in the last-level cache when the output
 /// transform reads them.
@@ -40,44 +43,43 @@ public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, kernels:
     let plan = WinogradPlan(batch: batch, channels: channels, outChannels: outChannels, height: height, width: width,
                             maxScratchElements: maxScratchElements)
     let variant = kernels.rawValue
-    let weights = TensorStorage(count: 36 * plan.chunkChannels * channels)
-    let inputs = TensorStorage(count: 36 * channels * plan.blockRows * plan.tilesX)
-    let products = TensorStorage(count: 36 * plan.chunkChannels * plan.blockRows * plan.tilesX)
-    let inPlane = height * width
-    let outPlane = height * width
+    winogradScratch.withScratch(count: plan.scratchCount) { scratch in
+        let weights = scratch, inputs = scratch + 36 * plan.weightStride, products = inputs + 36 * plan.inputStride
+        let plane = height * width
 
-    for chunk in stride(from: 0, to: outChannels, by: plan.chunkChannels) {
-        let chunkChannels = min(plan.chunkChannels, outChannels - chunk)
-        Parallel.forEachChunk(chunkChannels, grain: max(1, elementwiseGrain / (36 * channels))) { range in
-            sfumato_winograd_f43_weights(variant, weight.pointer + (chunk + range.lowerBound) * channels * 9,
-                                         Int32(range.count), Int32(channels),
-                                         weights.pointer + range.lowerBound * channels, chunkChannels * channels)
-        }
-        for firstRow in stride(from: 0, to: plan.totalRows, by: plan.blockRows) {
-            let rows = min(plan.blockRows, plan.totalRows - firstRow)
-            let tiles = rows * plan.tilesX
-            // With a single block the transformed input survives from one weight chunk to the next.
-            if chunk == 0 || plan.totalRows > plan.blockRows {
-                plan.forEachRun(items: channels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
-                    sfumato_winograd_f43_input(variant, x.pointer + (image * channels + channelRange.lowerBound) * inPlane,
-                                               Int32(channelRange.count), Int32(height), Int32(width),
-                                               Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
-                                               inputs.pointer + channelRange.lowerBound * tiles + column, channels * tiles, tiles)
+        for chunk in stride(from: 0, to: outChannels, by: plan.chunkChannels) {
+            let chunkChannels = min(plan.chunkChannels, outChannels - chunk)
+            Parallel.forEachChunk(chunkChannels, grain: max(1, elementwiseGrain / (36 * channels))) { range in
+                sfumato_winograd_f43_weights(variant, weight.pointer + (chunk + range.lowerBound) * channels * 9,
+                                             Int32(range.count), Int32(channels),
+                                             weights + range.lowerBound * channels, plan.weightStride)
+            }
+            for firstRow in stride(from: 0, to: plan.totalRows, by: plan.blockRows) {
+                let rows = min(plan.blockRows, plan.totalRows - firstRow)
+                let tiles = rows * plan.tilesX
+                // With a single block the transformed input survives from one weight chunk to the next.
+                if chunk == 0 || plan.totalRows > plan.blockRows {
+                    plan.forEachRun(items: channels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
+                        sfumato_winograd_f43_input(variant, x.pointer + (image * channels + channelRange.lowerBound) * plane,
+                                                   Int32(channelRange.count), Int32(height), Int32(width),
+                                                   Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
+                                                   inputs + channelRange.lowerBound * tiles + column, plan.inputStride, tiles)
+                    }
                 }
-            }
-            for position in 0..<36 {
-                BLAS.sgemm(m: chunkChannels, n: tiles, k: channels,
-                           a: weights.pointer + position * chunkChannels * channels, lda: channels,
-                           b: inputs.pointer + position * channels * tiles, ldb: tiles,
-                           c: products.pointer + position * chunkChannels * tiles, ldc: tiles)
-            }
-            plan.forEachRun(items: chunkChannels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
-                let o = chunk + channelRange.lowerBound
-                sfumato_winograd_f43_output(variant, products.pointer + channelRange.lowerBound * tiles + column,
-                                            chunkChannels * tiles, tiles, bias.map { $0.pointer + o },
-                                            Int32(channelRange.count), Int32(height), Int32(width),
-                                            Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
-                                            out.pointer + (image * outChannels + o) * outPlane)
+                for position in 0..<36 {
+                    BLAS.sgemm(m: chunkChannels, n: tiles, k: channels,
+                               a: weights + position * plan.weightStride, lda: channels,
+                               b: inputs + position * plan.inputStride, ldb: tiles,
+                               c: products + position * plan.productStride, ldc: tiles)
+                }
+                plan.forEachRun(items: chunkChannels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
+                    let o = chunk + channelRange.lowerBound
+                    sfumato_winograd_f43_output(variant, products + channelRange.lowerBound * tiles + column,
+                                                plan.productStride, tiles, bias.map { $0.pointer + o },
+                                                Int32(channelRange.count), Int32(height), Int32(width),
+                                                Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
+                                                out.pointer + (image * outChannels + o) * plane)
+                }
             }
         }
     }
@@ -90,28 +92,37 @@ public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, kernels:
 struct WinogradPlan {
     let tilesX, tilesY, totalRows: Int
     let blockRows, chunkChannels: Int
+    /// Floats from one position to the next in the transformed weights, input tiles and products.
+    let weightStride, inputStride, productStride: Int
+    var scratchCount: Int { 36 * (weightStride + inputStride + productStride) }
 
     init(batch: Int, channels: Int, outChannels: Int, height: Int, width: Int, maxScratchElements: Int) {
         tilesX = (width + 3) / 4
         tilesY = (height + 3) / 4
         totalRows = batch * tilesY
-        // Floats per transformed position.
-        let budget = max(1, maxScratchElements / 36)
+        // Floats per position, less the stride padding.
+        let budget = max(1, maxScratchElements / 36 - 3 * (Self.positionStride(0) + 1023))
         var rows = min(totalRows, max(1, winogradBlockElements / 36 / ((channels + outChannels) * tilesX)))
         var chunk = outChannels
         if outChannels * channels + (channels + outChannels) * rows * tilesX > budget {
             // The weights come in chunks. A small image's input then fits whole, and is transformed once.
             if channels * totalRows * tilesX <= budget / 2 { rows = totalRows }
             let tiles = rows * tilesX
-            chunk = max(1, (budget - channels * tiles) / (channels + tiles))
-            chunk = min(outChannels, chunk)
+            chunk = min(outChannels, max(1, (budget - channels * tiles) / (channels + tiles)))
         }
         // Even chunks and blocks: the last one is not a sliver.
         let chunks = (outChannels + chunk - 1) / chunk
         chunkChannels = (outChannels + chunks - 1) / chunks
         let blocks = (totalRows + rows - 1) / rows
         blockRows = (totalRows + blocks - 1) / blocks
+        weightStride = Self.positionStride(chunkChannels * channels)
+        inputStride = Self.positionStride(channels * blockRows * tilesX)
+        productStride = Self.positionStride(chunkChannels * blockRows * tilesX)
     }
+
+    /// Positions lie a multiple of 4 KB plus one cache line apart: at a multiple of 4 KB, the 36
+    /// streams a transform writes would all fall in the same L1 sets (measured up to 10 times slower).
+    static func positionStride(_ count: Int) -> Int { (count + 1023) / 1024 * 1024 + 16 }
 
     /// Splits `items` channels x the block's tile rows into contiguous runs across the cores and
     /// calls `body(channels, image, tileRows, column)` for each run inside one image: `tileRows` of
