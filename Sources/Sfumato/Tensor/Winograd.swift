@@ -7,10 +7,24 @@ public let winogradDefaultScratchElements = 1 << 24
 /// Scratch of `winogradConv3x3`, kept between calls.
 let winogradScratch = ScratchPool(kept: 1)
 
-/// Transformed input plus products aimed at per block of tiles, in floats (8 MB): large enough for
-/// wide GEMMs, small enough that the products are still in the last-level cache when the output
-/// transform reads them.
-let winogradBlockElements = 1 << 21
+/// Tiles per block aimed at: 512 measured best or near it across the SD 1.5 shapes (narrower blocks
+/// make OpenBLAS pack the `[O x C]` weights of every GEMM for few columns; wider ones gained nothing).
+let winogradBlockTiles = 512
+/// The narrowest block worth keeping the weights whole for; below it they come in chunks (measured
+/// faster than narrower blocks).
+let winogradMinimumBlockTiles = 128
+
+/// Whether `winogradConv3x3` beats im2col `conv2d` for a 3x3 stride-1 convolution of a
+/// `[batch, channels, height, width]` input, by measurement (AMD Zen 5, 2 cores, OpenBLAS 0.3.21):
+/// from 48 output tiles of 4x4 on, every shape measured with 32 or more input channels ran 1.2 to
+/// 3.4 times faster (2 to 3 times on the SD 1.5 UNet at 64x64 and 32x32 and on the VAE decoder).
+/// With fewer tiles the weight transform, which costs as much as the GEMMs there, is not repaid
+/// (16x16 at batch 2, 32 tiles: a tie; 8x8: 2.5 times slower); with fewer input channels the
+/// products, 36 per tile and output channel, cost more memory traffic than the GEMMs save
+/// (4 -> 320 at 64x64: 3 times slower). The output channel count did not matter.
+public func winogradIsProfitable(channels: Int, height: Int, width: Int, batch: Int) -> Bool {
+    channels >= 32 && batch * ((height + 3) / 4) * ((width + 3) / 4) >= 48
+}
 
 /// `conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)` for 3x3 kernels by Winograd
 /// F(4x4, 3x3): x `[N, C, H, W]`, weight `[O, C, 3, 3]`, bias `[O]` -> `[N, O, H, W]`.
@@ -18,9 +32,10 @@ let winogradBlockElements = 1 << 21
 /// Each 4x4 output tile takes 36 multiplications per channel pair instead of 144: the weights and the
 /// 6x6 input patches are transformed, each of the 36 positions is one GEMM `[O x C] x [C x tiles]`
 /// through OpenBLAS, and the products are transformed back. Weights are transformed on every call
-/// (keeping them transformed would take four times their memory), `maxScratchElements` output
-/// channels at a time; tiles go in blocks of whole tile rows. Both bounds give way to at least one
-/// output channel and one tile row, so tests can force tiny blocks. `kernels` picks the C code path.
+/// (keeping them transformed would take four times their memory); tiles go in blocks of whole tile
+/// rows, and the weights in chunks of output channels where they do not fit beside a block in
+/// `maxScratchElements` floats. The bound gives way to at least one output channel and one tile row,
+/// so tests can force the smallest plan. `kernels` picks the C code path.
 public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, kernels: KernelVariant = .selected,
                             maxScratchElements: Int = winogradDefaultScratchElements) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3 && x.shape[1] == weight.shape[1],
@@ -102,11 +117,18 @@ struct WinogradPlan {
         totalRows = batch * tilesY
         // Floats per position, less the stride padding.
         let budget = max(1, maxScratchElements / 36 - 3 * (Self.positionStride(0) + 1023))
-        var rows = min(totalRows, max(1, winogradBlockElements / 36 / ((channels + outChannels) * tilesX)))
+        let totalTiles = totalRows * tilesX
+        var rows = min(totalRows, max(1, (winogradBlockTiles + tilesX / 2) / tilesX))
         var chunk = outChannels
-        if outChannels * channels + (channels + outChannels) * rows * tilesX > budget {
-            // The weights come in chunks. A small image's input then fits whole, and is transformed once.
-            if channels * totalRows * tilesX <= budget / 2 { rows = totalRows }
+        let smallestBlock = min(totalTiles, max(tilesX, winogradMinimumBlockTiles))
+        if outChannels * channels + (channels + outChannels) * rows * tilesX <= budget {
+            // Everything fits at the preferred block size.
+        } else if outChannels * channels + (channels + outChannels) * smallestBlock <= budget {
+            // Whole weights and narrower blocks: measured faster than transforming the input once per chunk.
+            rows = max(1, (budget - outChannels * channels) / ((channels + outChannels) * tilesX))
+        } else {
+            // Weights in chunks. A small image's input then fits whole and is transformed once.
+            rows = channels * totalTiles <= budget / 2 ? totalRows : min(rows, max(1, budget / 2 / (channels * tilesX)))
             let tiles = rows * tilesX
             chunk = min(outChannels, max(1, (budget - channels * tiles) / (channels + tiles)))
         }
