@@ -11,7 +11,7 @@
 
 /* The three 1-D transforms, written once over an operation prefix P (P##_add, _sub, _fma, _mul,
    _set1) so that the plain, AVX2 and AVX-512 code do the same arithmetic in the same order.
-   fma(a, b, c) = a * b + c. */
+   fma(a, b, c) = a * b + c, rounded once by the vector code and twice by the plain C. */
 
 /* r = B^T d: rows [1 3/2 -2 -3/2 1 0], [0 -1 -5/2 -1/2 1 0], [0 1 1/2 -5/2 1 0],
    [0 -1/2 -1 1/2 1 0], [0 2 -1 -2 1 0], [0 1 3/2 -2 -3/2 1]. */
