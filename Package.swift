@@ -25,7 +25,8 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
-        // Wide-vector loops (AVX-512, AVX2+FMA, portable) chosen at run time.
+        // Hand-vectorised C kernels: AVX-512 and AVX2 variants chosen at run time (function target
+        // attributes, no build flags, so the package stays usable as a dependency).
         .target(name: "CSfumatoKernels"),
         .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG", "CSfumatoKernels"]),
         .executableTarget(

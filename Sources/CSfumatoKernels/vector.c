@@ -1,39 +1,8 @@
 #include "sfumato_vector.h"
+#include "sfumato_kernels.h"
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-/* ---- variant selection ---------------------------------------------------------------- */
-
-static int best_isa(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return SFUMATO_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SFUMATO_ISA_AVX2;
-    return SFUMATO_ISA_GENERIC;
-}
-
-static int current_isa = -1;
-
-int sfumato_isa(void) {
-    int isa = __atomic_load_n(&current_isa, __ATOMIC_RELAXED);
-    if (isa >= 0) return isa;
-    isa = best_isa();
-    const char *forced = getenv("SFUMATO_KERNELS");
-    if (forced && strcmp(forced, "generic") == 0) isa = SFUMATO_ISA_GENERIC;
-    if (forced && strcmp(forced, "avx2") == 0 && isa > SFUMATO_ISA_AVX2) isa = SFUMATO_ISA_AVX2;
-    __atomic_store_n(&current_isa, isa, __ATOMIC_RELAXED);
-    return isa;
-}
-
-int sfumato_set_isa(int isa) {
-    int best = best_isa();
-    if (isa > best) isa = best;
-    if (isa < SFUMATO_ISA_GENERIC) isa = SFUMATO_ISA_GENERIC;
-    __atomic_store_n(&current_isa, isa, __ATOMIC_RELAXED);
-    return isa;
-}
 
 /* ---- exp, sigmoid and erf in three widths ------------------------------------------------
  * e^x: x clamped to [-87.33, 88], x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite, two parts),
@@ -251,10 +220,10 @@ AVX2 static void online_softmax_avx2(float *s, long rows, long cols, long ld, fl
     }
 }
 
-void sfumato_online_softmax_block(float *scores, long rows, long cols, long ld, float *row_max, float *row_sum, float *correction) {
-    switch (sfumato_isa()) {
-    case SFUMATO_ISA_AVX512: online_softmax_avx512(scores, rows, cols, ld, row_max, row_sum, correction); break;
-    case SFUMATO_ISA_AVX2: online_softmax_avx2(scores, rows, cols, ld, row_max, row_sum, correction); break;
+void sfumato_online_softmax_block(int variant, float *scores, long rows, long cols, long ld, float *row_max, float *row_sum, float *correction) {
+    switch (variant) {
+    case SFUMATO_KERNELS_AVX512: online_softmax_avx512(scores, rows, cols, ld, row_max, row_sum, correction); break;
+    case SFUMATO_KERNELS_AVX2: online_softmax_avx2(scores, rows, cols, ld, row_max, row_sum, correction); break;
     default: online_softmax_generic(scores, rows, cols, ld, row_max, row_sum, correction); break;
     }
 }
@@ -296,10 +265,10 @@ AVX2 static void geglu_avx2(const float *x, float *out, long rows, long width) {
     }
 }
 
-void sfumato_geglu(const float *x, float *out, long rows, long width) {
-    switch (sfumato_isa()) {
-    case SFUMATO_ISA_AVX512: geglu_avx512(x, out, rows, width); break;
-    case SFUMATO_ISA_AVX2: geglu_avx2(x, out, rows, width); break;
+void sfumato_geglu(int variant, const float *x, float *out, long rows, long width) {
+    switch (variant) {
+    case SFUMATO_KERNELS_AVX512: geglu_avx512(x, out, rows, width); break;
+    case SFUMATO_KERNELS_AVX2: geglu_avx2(x, out, rows, width); break;
     default:
         for (long r = 0; r < rows; r++)
             for (long c = 0; c < width; c++) out[r * width + c] = x[r * 2 * width + c] * gelu_scalar(x[r * 2 * width + width + c]);
@@ -336,10 +305,10 @@ AVX2 static void normalize_avx2(const float *x, float *out, long count, float me
     }
 }
 
-void sfumato_normalize(const float *x, float *out, long count, float mean, float scale, float shift, int silu) {
-    switch (sfumato_isa()) {
-    case SFUMATO_ISA_AVX512: normalize_avx512(x, out, count, mean, scale, shift, silu); break;
-    case SFUMATO_ISA_AVX2: normalize_avx2(x, out, count, mean, scale, shift, silu); break;
+void sfumato_normalize(int variant, const float *x, float *out, long count, float mean, float scale, float shift, int silu) {
+    switch (variant) {
+    case SFUMATO_KERNELS_AVX512: normalize_avx512(x, out, count, mean, scale, shift, silu); break;
+    case SFUMATO_KERNELS_AVX2: normalize_avx2(x, out, count, mean, scale, shift, silu); break;
     default:
         for (long i = 0; i < count; i++) {
             float y = (x[i] - mean) * scale + shift;
@@ -404,14 +373,14 @@ static void sum_generic(const float *x, long count, float mean, int squares, dou
     *total = result;
 }
 
-static void sum_any(const float *x, long count, float mean, int squares, double *total) {
-    switch (sfumato_isa()) {
-    case SFUMATO_ISA_AVX512: sum_avx512(x, count, mean, squares, total); break;
-    case SFUMATO_ISA_AVX2: sum_avx2(x, count, mean, squares, total); break;
+static void sum_any(int variant, const float *x, long count, float mean, int squares, double *total) {
+    switch (variant) {
+    case SFUMATO_KERNELS_AVX512: sum_avx512(x, count, mean, squares, total); break;
+    case SFUMATO_KERNELS_AVX2: sum_avx2(x, count, mean, squares, total); break;
     default: sum_generic(x, count, mean, squares, total); break;
     }
 }
 
-void sfumato_sum_deviations(const float *x, long count, float shift, int squares, double *sum) {
-    sum_any(x, count, shift, squares, sum);
+void sfumato_sum_deviations(int variant, const float *x, long count, float shift, int squares, double *sum) {
+    sum_any(variant, x, count, shift, squares, sum);
 }

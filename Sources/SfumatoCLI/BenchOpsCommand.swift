@@ -7,7 +7,7 @@ import Sfumato
 struct BenchOpsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-ops",
-        abstract: "Time the heaviest operators (3x3 convolution, self-attention) and compare with sgemm GFLOP/s."
+        abstract: "Time the heaviest operators (3x3 convolution by im2col and by Winograd, self-attention) and compare with sgemm GFLOP/s."
     )
 
     @Option(help: "Timed repetitions per operator (after one warm-up); the median is reported.")
@@ -31,11 +31,20 @@ struct BenchOpsCommand: ParsableCommand {
         print("|---|---|---|---|---|---|")
 
         var random = TorchRandom(seed: 0)
-        let image = random.normal(shape: [1, 320, 64, 64])
-        let weight = scaled(random.normal(shape: [320, 320, 3, 3]), by: 0.02)
-        let bias = random.normal(shape: [320])
-        row("conv2d 3x3", "320->320 at 64x64, batch 1", flops: 2 * 320 * 320 * 9 * 64 * 64, peak: peak) {
-            _ = conv2d(image, weight: weight, bias: bias, stride: 1, padding: 1)
+        // 3x3 convolutions of SD 1.5 (UNet at batch 2 for CFG, VAE decoder at batch 1), both algorithms
+        // timed in turn on the same tensors so that background load hits both alike.
+        for (batch, inChannels, outChannels, size) in [
+            (2, 320, 320, 64), (2, 640, 640, 32), (2, 1280, 1280, 16), (2, 1280, 1280, 8), (2, 640, 320, 64),
+            (1, 512, 512, 64), (1, 512, 512, 128), (1, 256, 256, 256), (1, 128, 128, 512), (1, 256, 128, 512),
+        ] {
+            let x = random.normal(shape: [batch, inChannels, size, size])
+            let w = scaled(random.normal(shape: [outChannels, inChannels, 3, 3]), by: 0.02)
+            let b = random.normal(shape: [outChannels])
+            let shape = "\(inChannels)->\(outChannels) at \(size)x\(size), batch \(batch)"
+            rows(["conv2d im2col", "conv2d winograd"], shape, flops: 2 * batch * outChannels * inChannels * 9 * size * size, peak: peak, [
+                { Kernels.$path.withValue(.reference) { _ = conv2d(x, weight: w, bias: b, stride: 1, padding: 1) } },
+                { _ = winogradConv3x3(x, weight: w, bias: b) },
+            ])
         }
 
         // The UNet's linear layers at 512x512 (batch 2): attention projections and the feed-forward.
@@ -52,32 +61,39 @@ struct BenchOpsCommand: ParsableCommand {
         let q = random.normal(shape: [1, tokens, heads * headDim])
         let k = random.normal(shape: [1, tokens, heads * headDim])
         let v = random.normal(shape: [1, tokens, heads * headDim])
-        for path in KernelPath.allCases {
-            row("self-attention (\(path.rawValue))", "\(tokens) tokens, \(heads) heads of \(headDim)",
-                flops: 2 * 2 * tokens * tokens * headDim * heads, peak: peak) {
-                Kernels.$path.withValue(path) { _ = attention(query: q, key: k, value: v, heads: heads) }
-            }
-        }
+        rows(KernelPath.allCases.map { "self-attention (\($0.rawValue))" }, "\(tokens) tokens, \(heads) heads of \(headDim)",
+             flops: 2 * 2 * tokens * tokens * headDim * heads, peak: peak,
+             KernelPath.allCases.map { path in { Kernels.$path.withValue(path) { _ = attention(query: q, key: k, value: v, heads: heads) } } })
     }
 
     /// Times `body` and prints one table row; GEMM FLOPs only (softmax, im2col and bias are overhead).
+    func row(_ name: String, _ shape: String, flops: Int, peak: Double, _ body: @escaping () -> Void) {
+        rows([name], shape, flops: flops, peak: peak, [body])
+    }
+
+    /// Times the bodies in turn (one warm-up each, then A, B, A, B, ...) and prints a row for each.
+    /// `flops` is the same for all, so that a faster algorithm shows as a higher effective GFLOP/s.
     /// CPU ms is the process's CPU time per run (all threads): on a busy machine it moves less than
     /// the wall-clock median.
-    func row(_ name: String, _ shape: String, flops: Int, peak: Double, _ body: () -> Void) {
-        body()
-        var times: [Double] = []
-        var cpuTimes: [Double] = []
+    func rows(_ names: [String], _ shape: String, flops: Int, peak: Double, _ bodies: [() -> Void]) {
+        for body in bodies { body() }
+        var times = [[Double]](repeating: [], count: bodies.count)
+        var cpuTimes = times
         for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let cpuStart = processCPUSeconds()
-            body()
-            cpuTimes.append(processCPUSeconds() - cpuStart)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            for (index, body) in bodies.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let cpuStart = processCPUSeconds()
+                body()
+                cpuTimes[index].append(processCPUSeconds() - cpuStart)
+                times[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
         }
-        let median = times.sorted()[times.count / 2]
-        let cpu = cpuTimes.sorted()[cpuTimes.count / 2]
-        let gflops = Double(flops) / median / 1e9
-        print("| \(name) | \(shape) | " + String(format: "%.1f | %.1f | %.1f | %.0f%% |", median * 1000, cpu * 1000, gflops, 100 * gflops / peak))
+        for (name, (samples, cpuSamples)) in zip(names, zip(times, cpuTimes)) {
+            let median = samples.sorted()[samples.count / 2]
+            let cpu = cpuSamples.sorted()[cpuSamples.count / 2]
+            let gflops = Double(flops) / median / 1e9
+            print("| \(name) | \(shape) | " + String(format: "%.1f | %.1f | %.1f | %.0f%% |", median * 1000, cpu * 1000, gflops, 100 * gflops / peak))
+        }
     }
 
     private func processCPUSeconds() -> Double {

@@ -2,20 +2,16 @@ import Sfumato
 import Testing
 
 /// Every C kernel variant this CPU can run (AVX-512, AVX2+FMA, portable) and the reference path
-/// against the same PyTorch fixtures. Serialized: the variant is a process-wide setting.
-@Suite(.serialized) struct KernelVariantTests {
-    static let variants = KernelISA.allCases
+/// against the same PyTorch fixtures.
+@Suite struct KernelVariantTests {
+    static let variants = KernelVariant.available
 
-    /// Runs `body` with the C kernels capped at `isa`; skips variants above what the CPU has.
-    static func with(_ isa: KernelISA, _ body: () throws -> Void) throws {
-        let best = Kernels.setISA(.avx512)
-        defer { Kernels.setISA(best) }
-        guard Kernels.setISA(isa) == isa else { return }
-        try body()
+    static func with(_ isa: KernelVariant, _ body: () throws -> Void) throws {
+        try Kernels.$variant.withValue(isa) { try body() }
     }
 
     @Test(arguments: variants)
-    func groupNormMatchesPyTorch(_ isa: KernelISA) throws {
+    func groupNormMatchesPyTorch(_ isa: KernelVariant) throws {
         try Self.with(isa) {
             for name in ["g8", "g32", "flat", "3d"] {
                 let file = try Fixtures.file("ops/group_norm_\(name).safetensors")
@@ -36,7 +32,7 @@ import Testing
     }
 
     @Test(arguments: variants)
-    func gegluMatchesDiffusers(_ isa: KernelISA) throws {
+    func gegluMatchesDiffusers(_ isa: KernelVariant) throws {
         try Self.with(isa) {
             let file = try Fixtures.file("ops/geglu.safetensors")
             let x = try file.tensor("x"), expected = try file.tensor("out")
@@ -47,7 +43,7 @@ import Testing
     }
 
     @Test(arguments: variants)
-    func fusedAttentionMatchesPyTorch(_ isa: KernelISA) throws {
+    func fusedAttentionMatchesPyTorch(_ isa: KernelVariant) throws {
         try Self.with(isa) {
             for name in AttentionTests.cases {
                 // Key blocks of 5: ragged tails of every vector width and the online softmax's rescaling.
@@ -62,7 +58,7 @@ import Testing
     /// A group whose mean is large against its spread: the statistics and the normalisation must
     /// work on deviations from the mean, or the result cancels away. Checked against Double math.
     @Test(arguments: variants)
-    func groupNormKeepsPrecisionFarFromZero(_ isa: KernelISA) throws {
+    func groupNormKeepsPrecisionFarFromZero(_ isa: KernelVariant) throws {
         try Self.with(isa) {
             let values = (0..<4096).map { 1000 + Float($0 % 8) * 0.01 }
             let mean = values.reduce(0.0) { $0 + Double($1) } / Double(values.count)

@@ -45,9 +45,10 @@ public func geglu(_ x: Tensor) -> Tensor {
         let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
         let input = x.pointer, output = result.pointer
         let fast = Kernels.path == .fast
+        let variant = Kernels.cVariant
         Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
             if fast {
-                sfumato_geglu(input + range.lowerBound * 2 * width, output + range.lowerBound * width, range.count, width)
+                sfumato_geglu(variant, input + range.lowerBound * 2 * width, output + range.lowerBound * width, range.count, width)
                 return
             }
             for row in range {

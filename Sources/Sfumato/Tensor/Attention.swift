@@ -60,6 +60,7 @@ func fusedAttention(_ shape: AttentionShape, _ q: UnsafePointer<Float>, _ k: Uns
     let rowBlocks = (shape.queryLength + rowBlock - 1) / rowBlock
     let jobs = shape.batch * shape.heads * rowBlocks
     let keyBlock = min(keyBlock, shape.keyLength)
+    let variant = Kernels.cVariant
     Parallel.forEachChunk(jobs) { range in
         // Scratch for this worker: one block of scores, and per-row max, sum and correction.
         let scratch = TensorStorage(count: rowBlock * keyBlock + 3 * rowBlock)
@@ -84,7 +85,7 @@ func fusedAttention(_ shape: AttentionShape, _ q: UnsafePointer<Float>, _ k: Uns
                 BLAS.serialSgemm(false, true, rows, cols, d, shape.scale, qBlock, inner, kHead + firstKey * inner, inner,
                                  0, scores, cols)
                 if shape.causal { maskFutureKeys(scores, rows: rows, cols: cols, firstRow: firstRow, firstKey: firstKey) }
-                sfumato_online_softmax_block(scores, rows, cols, cols, rowMax, rowSum, correction)
+                sfumato_online_softmax_block(variant, scores, rows, cols, cols, rowMax, rowSum, correction)
                 // The first block writes the output; later ones rescale it and add theirs.
                 if firstKey > 0 { sfumato_scale_rows(outBlock, rows, d, inner, correction) }
                 BLAS.serialSgemm(false, false, rows, d, cols, 1, scores, cols, vHead + firstKey * inner, inner,

@@ -5,7 +5,9 @@ public let conv2dDefaultColumnElements = 1 << 22
 /// 2-D cross-correlation with zero padding (torch.nn.functional.conv2d, dilation 1, groups 1).
 /// x `[N, C, H, W]`, weight `[O, C, kh, kw]`, bias `[O]` -> `[N, O, H', W']`.
 ///
-/// 1x1 stride-1 unpadded convs are a plain GEMM. Everything else is im2col + GEMM, the column
+/// On the fast path, 3x3 stride-1 convolutions with padding 1 run as Winograd F(4x4, 3x3) where
+/// `winogradIsProfitable` says it pays. 1x1 stride-1 unpadded convs are a plain GEMM. Everything
+/// else (and the reference path) is im2col + GEMM, the column
 /// matrix built for a band of output rows at a time so that it holds at most about
 /// `maxColumnElements` floats (at least one output row); tests pass a small value to force many bands.
 /// `residual` (the output's shape) is added to the result in place: a residual connection without
@@ -14,7 +16,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                    residual: Tensor? = nil, maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
     let label = "conv2d \(weight.shape[2])x\(weight.shape[3])" + (stride == 1 ? "" : " stride \(stride)")
     return OpProfile.record(label, flops: conv2dFLOPs(x, weight: weight, stride: stride, padding: padding)) {
-        let out = im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
+        let winograd = Kernels.path == .fast && x.rank == 4 && weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3
+            && stride == 1 && padding == 1 && x.shape[1] == weight.shape[1]
+            && winogradIsProfitable(channels: x.shape[1], height: x.shape[2], width: x.shape[3], batch: x.shape[0])
+        let out = winograd ? winogradConv3x3(x, weight: weight, bias: bias)
+            : im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
         if let residual { accumulate(residual, into: out) }
         return out
     }

@@ -19,11 +19,12 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, ep
         let input = x.pointer, output = result.pointer
         let gamma = weight.pointer, beta = bias.pointer
         let fast = Kernels.path == .fast
+        let variant = Kernels.cVariant
 
         Parallel.forEachChunk(batch * groups, grain: max(1, 32_768 / groupSize)) { range in
             for item in range {
                 let offset = item * groupSize
-                let (mean, inverseStd) = fast ? fastMeanAndInverseStd(input + offset, count: groupSize, eps: eps)
+                let (mean, inverseStd) = fast ? fastMeanAndInverseStd(variant, input + offset, count: groupSize, eps: eps)
                     : meanAndInverseStd(input + offset, count: groupSize, eps: eps)
                 let firstChannel = (item % groups) * perGroup
                 for local in 0..<perGroup {
@@ -31,7 +32,7 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, ep
                     let start = offset + local * spatial
                     let scale = inverseStd * gamma[channel]
                     if fast {
-                        sfumato_normalize(input + start, output + start, spatial, mean, scale, beta[channel], silu ? 1 : 0)
+                        sfumato_normalize(variant, input + start, output + start, spatial, mean, scale, beta[channel], silu ? 1 : 0)
                     } else {
                         normalize(input + start, output + start, count: spatial, mean: mean, scale: scale, shift: beta[channel], silu: silu)
                     }
@@ -117,11 +118,11 @@ private func meanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float
 
 /// The same two passes in the C kernels' wide vectors. The first sums x - x[0], which keeps the
 /// float lanes small when the values sit far from zero.
-private func fastMeanAndInverseStd(_ p: UnsafePointer<Float>, count: Int, eps: Float) -> (Float, Float) {
+private func fastMeanAndInverseStd(_ variant: Int32, _ p: UnsafePointer<Float>, count: Int, eps: Float) -> (Float, Float) {
     var total = 0.0, squares = 0.0
-    sfumato_sum_deviations(p, count, p[0], 0, &total)
+    sfumato_sum_deviations(variant, p, count, p[0], 0, &total)
     let mean = Float(Double(p[0]) + total / Double(count))
-    sfumato_sum_deviations(p, count, mean, 1, &squares)
+    sfumato_sum_deviations(variant, p, count, mean, 1, &squares)
     let variance = Float(squares / Double(count))
     return (mean, 1 / (variance + eps).squareRoot())
 }
