@@ -1,4 +1,5 @@
 #include "sfumato_winograd.h"
+#include "sfumato_vector.h"
 #include "sfumato_kernels.h"
 
 #include <stdlib.h>
@@ -123,7 +124,7 @@ static void input_tiles_generic(const input_strip *s, int tiles_x, float *v, ptr
 }
 
 static void output_generic(const float *m, ptrdiff_t position_stride, float bias, int height, int width, int ty,
-                           int tiles_x, float *plane) {
+                           int tiles_x, float *plane, int accumulate) {
     for (int tx = 0; tx < tiles_x; tx++) {
         float columns[6][4], d[6], r[4];
         for (int b = 0; b < 6; b++) {
@@ -134,7 +135,8 @@ static void output_generic(const float *m, ptrdiff_t position_stride, float bias
             for (int b = 0; b < 6; b++) d[b] = columns[b][i];
             OUTPUT_1D(scalar, d, r);
             float *line = plane + (ptrdiff_t)(4 * ty + i) * width;
-            for (int j = 0; j < 4 && 4 * tx + j < width; j++) line[4 * tx + j] = r[j] + bias;
+            for (int j = 0; j < 4 && 4 * tx + j < width; j++)
+                line[4 * tx + j] = accumulate ? (r[j] + bias) + line[4 * tx + j] : r[j] + bias;
         }
     }
 }
@@ -219,7 +221,7 @@ static AVX2 void input_tiles_avx2(const input_strip *s, int tiles_x, float *v, p
 }
 
 static AVX2 void output_avx2(const float *m, ptrdiff_t position_stride, float bias, int height, int width, int ty,
-                             int tiles_x, float *plane) {
+                             int tiles_x, float *plane, int accumulate) {
     const __m256 shift = _mm256_set1_ps(bias);
     for (int tx = 0; tx < tiles_x; tx += 8) {
         __m256i lanes = avx2_lanes(tiles_x - tx);
@@ -242,8 +244,11 @@ static AVX2 void output_avx2(const float *m, ptrdiff_t position_stride, float bi
                 _mm256_permute2f128_ps(t04, t15, 0x31), _mm256_permute2f128_ps(t26, t37, 0x31),
             };
             float *line = plane + (ptrdiff_t)(4 * ty + i) * width + 4 * tx;
-            for (int q = 0; q < 4 && 4 * tx + 8 * q < width; q++)
-                _mm256_maskstore_ps(line + 8 * q, avx2_lanes(width - 4 * tx - 8 * q), out[q]);
+            for (int q = 0; q < 4 && 4 * tx + 8 * q < width; q++) {
+                __m256i store = avx2_lanes(width - 4 * tx - 8 * q);
+                if (accumulate) out[q] = _mm256_add_ps(out[q], _mm256_maskload_ps(line + 8 * q, store));
+                _mm256_maskstore_ps(line + 8 * q, store, out[q]);
+            }
         }
     }
 }
@@ -325,7 +330,7 @@ static AVX512 void input_tiles_avx512(const input_strip *s, int tiles_x, float *
 }
 
 static AVX512 void output_avx512(const float *m, ptrdiff_t position_stride, float bias, int height, int width, int ty,
-                                 int tiles_x, float *plane) {
+                                 int tiles_x, float *plane, int accumulate) {
     const __m512 shift = _mm512_set1_ps(bias);
     for (int tx = 0; tx < tiles_x; tx += 16) {
         __mmask16 lanes = avx512_lanes(tiles_x - tx);
@@ -355,8 +360,11 @@ static AVX512 void output_avx512(const float *m, ptrdiff_t position_stride, floa
                 _mm512_shuffle_f32x4(high01, high23, _MM_SHUFFLE(3, 1, 3, 1)),
             };
             float *line = plane + (ptrdiff_t)(4 * ty + i) * width + 4 * tx;
-            for (int q = 0; q < 4; q++)
-                _mm512_mask_storeu_ps(line + 16 * q, avx512_lanes(width - 4 * tx - 16 * q), out[q]);
+            for (int q = 0; q < 4; q++) {
+                __mmask16 store = avx512_lanes(width - 4 * tx - 16 * q);
+                if (accumulate) out[q] = _mm512_add_ps(out[q], _mm512_maskz_loadu_ps(store, line + 16 * q));
+                _mm512_mask_storeu_ps(line + 16 * q, store, out[q]);
+            }
         }
     }
 }
@@ -378,16 +386,35 @@ void sfumato_winograd_f43_weights(int variant, const float *weight, int out_chan
 
 void sfumato_winograd_f43_input(int variant, const float *image, int channels, int height, int width,
                                 int tile_row_begin, int tile_row_end,
-                                float *v, ptrdiff_t position_stride, ptrdiff_t channel_stride) {
+                                float *v, ptrdiff_t position_stride, ptrdiff_t channel_stride,
+                                const float *affine, int silu, int upsample) {
     int tiles_x = (width + 3) / 4;
     ptrdiff_t strip_width = strip_width_for(tiles_x);
     float *strip = malloc((size_t)(6 * strip_width) * sizeof(float));
     float *zeros = calloc((size_t)width + 16, sizeof(float));
-    if (!strip || !zeros) abort();
+    /* The six rows of one tile row as the transform reads them, when they are built on the fly. */
+    int built = affine || upsample;
+    float *rows = built ? malloc((size_t)(6 * width) * sizeof(float)) : NULL;
+    if (!strip || !zeros || (built && !rows)) abort();
+    int source_width = upsample ? width / 2 : width;
     for (int c = 0; c < channels; c++) {
-        const float *plane = image + (ptrdiff_t)c * height * width;
+        const float *plane = image + (ptrdiff_t)c * (upsample ? (height / 2) * source_width : height * width);
         for (int ty = tile_row_begin; ty < tile_row_end; ty++) {
             input_strip s = strip_for_tile_row(plane, height, width, ty, zeros, strip, strip_width);
+            for (int i = 0; i < 6 && built; i++) {
+                if (s.rows[i] == zeros) continue;
+                float *row = rows + (ptrdiff_t)i * width;
+                if (upsample) {
+                    const float *source = plane + (ptrdiff_t)((4 * ty - 1 + i) / 2) * source_width;
+                    for (int x = 0; x < width; x++) row[x] = source[x / 2];
+                    s.rows[i] = row;
+                }
+                if (affine) {
+                    const float *a = affine + 3 * (ptrdiff_t)c;
+                    sfumato_normalize(variant, s.rows[i], row, width, a[0], a[1], a[2], silu);
+                    s.rows[i] = row;
+                }
+            }
             float *tiles = v + c * channel_stride + (ptrdiff_t)(ty - tile_row_begin) * tiles_x;
             switch (variant) {
 #ifdef SFUMATO_X86
@@ -410,13 +437,14 @@ void sfumato_winograd_f43_input(int variant, const float *image, int channels, i
             }
         }
     }
+    free(rows);
     free(zeros);
     free(strip);
 }
 
 void sfumato_winograd_f43_output(int variant, const float *m, ptrdiff_t position_stride, ptrdiff_t channel_stride,
                                  const float *bias, int out_channels, int height, int width,
-                                 int tile_row_begin, int tile_row_end, float *output) {
+                                 int tile_row_begin, int tile_row_end, float *output, int accumulate) {
     int tiles_x = (width + 3) / 4;
     for (int o = 0; o < out_channels; o++) {
         float shift = bias ? bias[o] : 0;
@@ -425,10 +453,10 @@ void sfumato_winograd_f43_output(int variant, const float *m, ptrdiff_t position
             const float *tiles = m + o * channel_stride + (ptrdiff_t)(ty - tile_row_begin) * tiles_x;
             switch (variant) {
 #ifdef SFUMATO_X86
-            case SFUMATO_KERNELS_AVX512: output_avx512(tiles, position_stride, shift, height, width, ty, tiles_x, plane); break;
-            case SFUMATO_KERNELS_AVX2: output_avx2(tiles, position_stride, shift, height, width, ty, tiles_x, plane); break;
+            case SFUMATO_KERNELS_AVX512: output_avx512(tiles, position_stride, shift, height, width, ty, tiles_x, plane, accumulate); break;
+            case SFUMATO_KERNELS_AVX2: output_avx2(tiles, position_stride, shift, height, width, ty, tiles_x, plane, accumulate); break;
 #endif
-            default: output_generic(tiles, position_stride, shift, height, width, ty, tiles_x, plane); break;
+            default: output_generic(tiles, position_stride, shift, height, width, ty, tiles_x, plane, accumulate); break;
             }
         }
     }

@@ -19,8 +19,9 @@ import Testing
     }
 
     /// Every case with the default band size, with one-row bands, and with two-row bands
-    /// (which leave a one-row remainder whenever H' is odd).
-    @Test func conv2dMatchesTorch() throws {
+    /// (which leave a one-row remainder whenever H' is odd), on both kernel paths.
+    @Test(arguments: KernelPath.allCases)
+    func conv2dMatchesTorch(path: KernelPath) throws {
         let file = try Fixtures.file("ops/conv2d.safetensors")
         // "name=stride,padding" separated by spaces.
         let cases = try #require(file.metadata["cases"]).split(separator: " ").map { $0.split(separator: "=") }
@@ -35,8 +36,10 @@ import Testing
             let expected = try file.tensor("\(name).y")
             let rowElements = weight.shape[1] * weight.shape[2] * weight.shape[3] * expected.shape[3]
             for limit in [conv2dDefaultColumnElements, 1, 2 * rowElements] {
-                let y = conv2d(x, weight: weight, bias: bias, stride: config[0], padding: config[1], maxColumnElements: limit)
-                expectClose(y, expected, tolerance: Self.tolerance, "conv2d \(name) column limit \(limit)")
+                let y = Kernels.$path.withValue(path) {
+                    conv2d(x, weight: weight, bias: bias, stride: config[0], padding: config[1], maxColumnElements: limit)
+                }
+                expectClose(y, expected, tolerance: Self.tolerance, "conv2d \(name) column limit \(limit), \(path) path")
             }
         }
     }
@@ -52,14 +55,16 @@ import Testing
 
     /// A 64-channel 256x256 conv: im2col untiled would need 151 MB. The default bands (28 rows,
     /// not a divisor of 256) must give what one untiled GEMM gives, and both must agree with a
-    /// direct double-precision sum at sampled outputs, including the borders.
+    /// direct double-precision sum at sampled outputs, including the borders. (The reference path:
+    /// the fast one takes Winograd here, which has no bands.)
     @Test func largeConvTilesLikeUntiled() {
         var generator = SplitMix(seed: 7)
         let x = generator.tensor([1, 64, 256, 256])
         let weight = generator.tensor([4, 64, 3, 3])
         let bias = generator.tensor([4])
-        let tiled = conv2d(x, weight: weight, bias: bias, padding: 1)
-        let untiled = conv2d(x, weight: weight, bias: bias, padding: 1, maxColumnElements: .max)
+        let (tiled, untiled) = Kernels.$path.withValue(.reference) {
+            (conv2d(x, weight: weight, bias: bias, padding: 1), conv2d(x, weight: weight, bias: bias, padding: 1, maxColumnElements: .max))
+        }
         expectClose(tiled, untiled, tolerance: 1e-6, "tiled vs untiled")
         for (o, oy, ox) in [(0, 0, 0), (1, 255, 255), (2, 27, 100), (3, 28, 0), (0, 56, 255), (3, 200, 17), (1, 255, 3)] {
             var sum = Double(bias[flat: o])

@@ -41,7 +41,7 @@ import Testing
         let x = generator.tensor([3, 37, 23, 29])
         let weight = generator.tensor([45, 37, 3, 3])
         let bias = generator.tensor([45])
-        let expected = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)
+        let expected = Kernels.$path.withValue(.reference) { conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1) }
         // (scratch bound, weight chunks, tile blocks)
         for (scratch, chunks, blocks) in [(winogradDefaultScratchElements, 1, 1), (573_012, 1, 2), (508_212, 2, 1),
                                           (328_212, 2, 2), (1, 45, 18)] {
@@ -51,6 +51,44 @@ import Testing
             #expect(scratch == 1 || plan.scratchCount <= scratch)
             let y = Kernels.$variant.withValue(kernels) { winogradConv3x3(x, weight: weight, bias: bias, maxScratchElements: scratch) }
             expectClose(y, expected, tolerance: Self.tolerance, "\(kernels) scratch \(scratch)")
+        }
+    }
+
+    /// What the fast path folds into the transforms, against the same steps done apart on the
+    /// reference path: a group norm + SiLU on the input, a 2x nearest upsampling of the input, and a
+    /// residual written into its own memory; ragged sizes, batch 2, whole and tiny scratch plans.
+    @Test(arguments: KernelVariant.available)
+    func fusedInputsAndResidualMatchTheReference(kernels: KernelVariant) {
+        var generator = SplitMix(seed: 5)
+        let x = generator.tensor([2, 40, 17, 22])
+        let small = generator.tensor([2, 40, 9, 11])
+        let weight = generator.tensor([24, 40, 3, 3])
+        let bias = generator.tensor([24])
+        let norm = InputGroupNorm(groups: 8, weight: generator.tensor([40]), bias: generator.tensor([40]), eps: 1e-6, silu: true)
+        let residual = generator.tensor([2, 24, 17, 22])
+        // Both sizes are large enough for the fast path to take Winograd.
+        #expect(winogradIsProfitable(channels: 40, height: 17, width: 22, batch: 2) && winogradIsProfitable(channels: 40, height: 18, width: 22, batch: 2))
+        let reference = Kernels.$path.withValue(.reference) {
+            (normalized: conv2d(groupNorm(x, groups: 8, weight: norm.weight, bias: norm.bias, eps: norm.eps, silu: true),
+                                weight: weight, bias: bias, padding: 1),
+             upsampled: conv2d(upsampleNearest2x(small), weight: weight, bias: bias, padding: 1),
+             summed: add(conv2d(x, weight: weight, bias: bias, padding: 1), residual))
+        }
+        Kernels.$variant.withValue(kernels) {
+            expectClose(conv2d(x, weight: weight, bias: bias, padding: 1, normalizing: norm), reference.normalized,
+                        tolerance: Self.tolerance, "normalised input, \(kernels)")
+            expectClose(conv2d(small, weight: weight, bias: bias, padding: 1, upsampledInput: true), reference.upsampled,
+                        tolerance: Self.tolerance, "upsampled input, \(kernels)")
+            let target = residual.copy()
+            let summed = conv2d(x, weight: weight, bias: bias, padding: 1, residual: target, residualIsScratch: true)
+            #expect(summed.storage === target.storage, "the sum is written into the residual's memory")
+            expectClose(summed, reference.summed, tolerance: Self.tolerance, "residual in place, \(kernels)")
+            // The smallest plan: one output channel and one tile row at a time.
+            let affine = groupNormAffine(x, groups: 8, weight: norm.weight, bias: norm.bias, eps: norm.eps)
+            expectClose(winogradConv3x3(x, weight: weight, bias: bias, inputAffine: affine, silu: true, maxScratchElements: 1),
+                        reference.normalized, tolerance: Self.tolerance, "normalised input, smallest plan, \(kernels)")
+            expectClose(winogradConv3x3(small, weight: weight, bias: bias, upsampledInput: true, maxScratchElements: 1),
+                        reference.upsampled, tolerance: Self.tolerance, "upsampled input, smallest plan, \(kernels)")
         }
     }
 

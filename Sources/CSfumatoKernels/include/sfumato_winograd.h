@@ -18,15 +18,22 @@ void sfumato_winograd_f43_weights(int variant, const float *weight, int out_chan
 
 /* v = B^T d B for each tile of tile rows [tile_row_begin, tile_row_end) of each channel, where d is
    the 6x6 input patch around the tile (rows 4ty-1..4ty+4, columns 4tx-1..4tx+4, zero outside the
-   image). image: [channels][height][width]. */
+   image). image: [channels][height][width].
+   With `affine` (3 floats per channel: mean, scale, shift) each input value x is first replaced by
+   (x - mean) * scale + shift, then by its SiLU when silu != 0 — a group norm applied on the fly, so
+   the normalised image is never stored; the zero padding stays zero. With upsample != 0 the image
+   is the nearest-neighbour 2x upsampling of `image`, which then holds [channels][height/2][width/2]
+   (height and width even): the upsampled image is never stored either. */
 void sfumato_winograd_f43_input(int variant, const float *image, int channels, int height, int width,
                                 int tile_row_begin, int tile_row_end,
-                                float *v, ptrdiff_t position_stride, ptrdiff_t channel_stride);
+                                float *v, ptrdiff_t position_stride, ptrdiff_t channel_stride,
+                                const float *affine, int silu, int upsample);
 
 /* output[o][y][x] = (A^T m A)[y - 4ty][x - 4tx] + bias[o] over the given tile rows, clipped to the
-   image; m is laid out as v is. output: [out_channels][height][width]; bias may be NULL. */
+   image; m is laid out as v is. output: [out_channels][height][width]; bias may be NULL. With
+   accumulate != 0 the result is added to what output holds (a residual connection in place). */
 void sfumato_winograd_f43_output(int variant, const float *m, ptrdiff_t position_stride, ptrdiff_t channel_stride,
                                  const float *bias, int out_channels, int height, int width,
-                                 int tile_row_begin, int tile_row_end, float *output);
+                                 int tile_row_begin, int tile_row_end, float *output, int accumulate);
 
 #endif

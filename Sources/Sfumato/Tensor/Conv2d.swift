@@ -10,19 +10,50 @@ public let conv2dDefaultColumnElements = 1 << 22
 /// else (and the reference path) is im2col + GEMM, the column
 /// matrix built for a band of output rows at a time so that it holds at most about
 /// `maxColumnElements` floats (at least one output row); tests pass a small value to force many bands.
-/// `residual` (the output's shape) is added to the result in place: a residual connection without
-/// another full-size tensor.
+/// `residual` (the output's shape) is added to the result: a residual connection without another
+/// full-size tensor. With `residualIsScratch` the caller gives up the residual's memory, and the
+/// Winograd path writes the sum into it. `normalizing` applies a group norm (and SiLU) to the input
+/// first; the Winograd path folds it into its input transform, so the normalised input is never stored.
+/// With `upsampledInput` the convolution reads the nearest-neighbour 2x upsampling of `x` (the
+/// decoder's upsamplers); the Winograd path never stores it either. (Not together with `normalizing`.)
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
-                   residual: Tensor? = nil, maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
+                   normalizing norm: InputGroupNorm? = nil, upsampledInput: Bool = false,
+                   residual: Tensor? = nil, residualIsScratch: Bool = false,
+                   maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
     let label = "conv2d \(weight.shape[2])x\(weight.shape[3])" + (stride == 1 ? "" : " stride \(stride)")
-    return OpProfile.record(label, flops: conv2dFLOPs(x, weight: weight, stride: stride, padding: padding)) {
+    let scale = upsampledInput ? 2 : 1
+    let flops = conv2dFLOPs(x, weight: weight, stride: stride, padding: padding) * Double(scale * scale)
+    return OpProfile.record(label, flops: flops) {
+        precondition(!(upsampledInput && norm != nil), "conv2d: an upsampled input is not normalised on the fly")
         let winograd = Kernels.path == .fast && x.rank == 4 && weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3
             && stride == 1 && padding == 1 && x.shape[1] == weight.shape[1]
-            && winogradIsProfitable(channels: x.shape[1], height: x.shape[2], width: x.shape[3], batch: x.shape[0])
-        let out = winograd ? winogradConv3x3(x, weight: weight, bias: bias)
-            : im2colConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
+            && winogradIsProfitable(channels: x.shape[1], height: scale * x.shape[2], width: scale * x.shape[3], batch: x.shape[0])
+        if winograd {
+            let affine = norm.map { groupNormAffine(x, groups: $0.groups, weight: $0.weight, bias: $0.bias, eps: $0.eps) }
+            let target = residualIsScratch ? residual : nil
+            let out = winogradConv3x3(x, weight: weight, bias: bias, inputAffine: affine, silu: norm?.silu ?? false,
+                                      upsampledInput: upsampledInput, accumulatingInto: target)
+            if let residual, target == nil { accumulate(residual, into: out) }
+            return out
+        }
+        let input = upsampledInput ? upsampleNearest2x(x)
+            : norm.map { groupNorm(x, groups: $0.groups, weight: $0.weight, bias: $0.bias, eps: $0.eps, silu: $0.silu) } ?? x
+        let out = im2colConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
         if let residual { accumulate(residual, into: out) }
         return out
+    }
+}
+
+/// A group norm (and the SiLU after it) that a convolution applies to its input.
+public struct InputGroupNorm: Sendable {
+    public let groups: Int
+    public let weight: Tensor
+    public let bias: Tensor
+    public let eps: Float
+    public let silu: Bool
+
+    public init(groups: Int, weight: Tensor, bias: Tensor, eps: Float, silu: Bool) {
+        (self.groups, self.weight, self.bias, self.eps, self.silu) = (groups, weight, bias, eps, silu)
     }
 }
 

@@ -43,6 +43,40 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, ep
     }
 }
 
+/// The group norm of `x` as one affine map per image and channel: `[N, C, 3]` holding the group's
+/// mean, inverse std * weight[c], and bias[c], so that a consumer can normalise while it reads
+/// (`(x - mean) * scale + shift`, exactly the fast path of `groupNorm`).
+public func groupNormAffine(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
+    OpProfile.record("group norm statistics") {
+        precondition(x.rank >= 2, "groupNormAffine needs x [N, C, ...], got \(x.shape)")
+        let batch = x.shape[0], channels = x.shape[1]
+        precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
+        precondition(weight.count == channels && bias.count == channels,
+                     "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        let perGroup = channels / groups
+        let groupSize = perGroup * spatial
+        let result = Tensor(uninitializedShape: [batch, channels, 3])
+        let input = x.pointer, output = result.pointer
+        let gamma = weight.pointer, beta = bias.pointer
+        let variant = Kernels.cVariant
+        Parallel.forEachChunk(batch * groups, grain: max(1, 32_768 / max(groupSize, 1))) { range in
+            for item in range {
+                let (mean, inverseStd) = groupSize == 0 ? (0, 0) : fastMeanAndInverseStd(variant, input + item * groupSize, count: groupSize, eps: eps)
+                let firstChannel = (item % groups) * perGroup
+                for local in 0..<perGroup {
+                    let channel = firstChannel + local
+                    let triple = output + ((item / groups) * channels + channel) * 3
+                    triple[0] = mean
+                    triple[1] = inverseStd * gamma[channel]
+                    triple[2] = beta[channel]
+                }
+            }
+        }
+        return result
+    }
+}
+
 /// Layer normalisation over the last dimension, as `F.layer_norm(x, (D,), weight, bias, eps)`.
 public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
     OpProfile.record("layer norm") {

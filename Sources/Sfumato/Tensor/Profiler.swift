@@ -14,6 +14,8 @@ public final class OpProfile: @unchecked Sendable {
     }
 
     @TaskLocal public static var current: OpProfile?
+    /// Set while an op runs: ops it calls are part of its time (a group norm inside a convolution).
+    @TaskLocal private static var insideOp = false
 
     /// With `timed` false only calls and FLOPs are counted (no clock reads).
     public let timed: Bool
@@ -33,9 +35,9 @@ public final class OpProfile: @unchecked Sendable {
     /// Runs `body` as one call of operator `name` in the bound profile, if any.
     @inline(__always)
     static func record<T>(_ name: @autoclosure () -> String, flops: @autoclosure () -> Double = 0, _ body: () -> T) -> T {
-        guard let profile = current else { return body() }
+        guard let profile = current, !insideOp else { return body() }
         let start = profile.timed ? DispatchTime.now().uptimeNanoseconds : 0
-        let result = body()
+        let result = $insideOp.withValue(true) { body() }
         let seconds = profile.timed ? Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 : 0
         profile.add(name(), flops: flops(), seconds: seconds)
         return result

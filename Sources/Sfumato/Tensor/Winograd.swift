@@ -36,17 +36,29 @@ public func winogradIsProfitable(channels: Int, height: Int, width: Int, batch: 
 /// rows, and the weights in chunks of output channels where they do not fit beside a block in
 /// `maxScratchElements` floats. The bound gives way to at least one output channel and one tile row,
 /// so tests can force the smallest plan. The C code path is `Kernels.variant`.
-public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?,
+///
+/// `inputAffine` ([N, C, 3]: mean, scale, shift per image and channel, from `groupNormAffine`)
+/// normalises the input on the fly (then SiLU when `silu`), so the normalised image is never stored.
+/// `accumulatingInto` (the output's shape) is overwritten with itself plus the convolution and
+/// returned: a residual connection with no new tensor; the caller must not need its old contents.
+/// With `upsampledInput` the convolution reads the nearest-neighbour 2x upsampling of `x` (output
+/// `[N, O, 2H, 2W]`) without storing it.
+public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, inputAffine: Tensor? = nil, silu: Bool = false,
+                            upsampledInput: Bool = false, accumulatingInto target: Tensor? = nil,
                             maxScratchElements: Int = winogradDefaultScratchElements) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3 && x.shape[1] == weight.shape[1],
                  "winogradConv3x3: input \(x.shape) does not fit a 3x3 weight \(weight.shape)")
-    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let scale = upsampledInput ? 2 : 1
+    let (batch, channels, height, width) = (x.shape[0], x.shape[1], scale * x.shape[2], scale * x.shape[3])
     let outChannels = weight.shape[0]
     precondition(height >= 1 && width >= 1, "winogradConv3x3: empty image \(x.shape)")
     if let bias { precondition(bias.shape == [outChannels], "winogradConv3x3: bias \(bias.shape) for weight \(weight.shape)") }
-    let out = Tensor(uninitializedShape: [batch, outChannels, height, width])
+    if let inputAffine { precondition(inputAffine.shape == [batch, channels, 3], "winogradConv3x3: affine \(inputAffine.shape) for \(x.shape)") }
+    if let target { precondition(target.shape == [batch, outChannels, height, width], "winogradConv3x3: target \(target.shape) for \(x.shape)") }
+    let out = target ?? Tensor(uninitializedShape: [batch, outChannels, height, width])
     guard channels > 0 else {
-        out.pointer.initialize(repeating: 0, count: out.count)
+        // The convolution is all zeros: the target (or zeros) plus the bias.
+        if target == nil { out.pointer.initialize(repeating: 0, count: out.count) }
         if let bias {
             addChannelBias(out.pointer, planes: batch * outChannels, planeSize: height * width, bias: bias.pointer, biasCount: outChannels)
         }
@@ -74,10 +86,12 @@ public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?,
                 // With a single block the transformed input survives from one weight chunk to the next.
                 if chunk == 0 || plan.totalRows > plan.blockRows {
                     plan.forEachRun(items: channels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
-                        sfumato_winograd_f43_input(variant, x.pointer + (image * channels + channelRange.lowerBound) * plane,
+                        sfumato_winograd_f43_input(variant, x.pointer + (image * channels + channelRange.lowerBound) * plane / (scale * scale),
                                                    Int32(channelRange.count), Int32(height), Int32(width),
                                                    Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
-                                                   inputs + channelRange.lowerBound * tiles + column, plan.inputStride, tiles)
+                                                   inputs + channelRange.lowerBound * tiles + column, plan.inputStride, tiles,
+                                                   inputAffine.map { $0.pointer + (image * channels + channelRange.lowerBound) * 3 },
+                                                   silu ? 1 : 0, upsampledInput ? 1 : 0)
                     }
                 }
                 for position in 0..<36 {
@@ -92,7 +106,7 @@ public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?,
                                                 plan.productStride, tiles, bias.map { $0.pointer + o },
                                                 Int32(channelRange.count), Int32(height), Int32(width),
                                                 Int32(tileRows.lowerBound), Int32(tileRows.upperBound),
-                                                out.pointer + (image * outChannels + o) * plane)
+                                                out.pointer + (image * outChannels + o) * plane, target == nil ? 0 : 1)
                 }
             }
         }

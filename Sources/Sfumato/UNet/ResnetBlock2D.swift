@@ -25,10 +25,14 @@ final class ResnetBlock2D: Sendable {
 
     /// x [N, in, H, W], temb [N, tembChannels] (ignored by blocks without a projection) -> [N, out, H, W].
     func callAsFunction(_ x: Tensor, temb: Tensor?) -> Tensor {
-        var hidden = conv1(norm1(x, silu: true))
+        var hidden = conv1(x, normalizedBy: norm1, silu: true)
         if let temb, let time_emb_proj {
             hidden = addPerChannel(hidden, time_emb_proj(silu(temb)))
         }
-        return conv2(norm2(hidden, silu: true), residual: conv_shortcut.map { $0(x) } ?? x)
+        // A projected shortcut is this block's own tensor: the sum can be written into it.
+        if let conv_shortcut {
+            return conv2(hidden, normalizedBy: norm2, silu: true, residual: conv_shortcut(x), residualIsScratch: true)
+        }
+        return conv2(hidden, normalizedBy: norm2, silu: true, residual: x)
     }
 }

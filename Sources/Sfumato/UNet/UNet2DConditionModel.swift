@@ -60,7 +60,7 @@ public final class UNet2DConditionModel: Sendable {
         for block in up_blocks {
             hidden = block(hidden, skips: &skips, temb: temb, encoderHiddenStates: encoderHiddenStates)
         }
-        return conv_out(conv_norm_out(hidden, silu: true))
+        return conv_out(hidden, normalizedBy: conv_norm_out, silu: true)
     }
 
     private func validate(_ sample: Tensor, timestep: Double, encoderHiddenStates: Tensor) throws(UNetError) {

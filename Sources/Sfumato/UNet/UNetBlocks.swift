@@ -116,7 +116,7 @@ final class UNetUpBlock: Sendable {
             hidden = resnet(concat([hidden, skips.removeLast()], axis: 1), temb: temb)
             if !attentions.isEmpty { hidden = attentions[layer](hidden, encoderHiddenStates: encoderHiddenStates) }
         }
-        if let upsampler { hidden = upsampler(upsampleNearest2x(hidden)) }
+        if let upsampler { hidden = upsampler(hidden, upsampled: true) }
         return hidden
     }
 }

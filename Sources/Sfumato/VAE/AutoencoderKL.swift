@@ -134,7 +134,7 @@ final class VAEEncoder: Sendable {
             if let downsampler = block.downsampler { hidden = downsampler(padRightAndBottom(hidden)) }
         }
         hidden = mid_block(hidden)
-        return conv_out(conv_norm_out(hidden, silu: true))
+        return conv_out(hidden, normalizedBy: conv_norm_out, silu: true)
     }
 
     /// [N, C, H, W] -> [N, C, H + 1, W + 1] with a zero last row and column.
@@ -194,8 +194,8 @@ final class VAEDecoder: Sendable {
         var hidden = mid_block(conv_in(latents))
         for block in up_blocks {
             for resnet in block.resnets { hidden = resnet(hidden, temb: nil) }
-            if let upsampler = block.upsampler { hidden = upsampler(upsampleNearest2x(hidden)) }
+            if let upsampler = block.upsampler { hidden = upsampler(hidden, upsampled: true) }
         }
-        return conv_out(conv_norm_out(hidden, silu: true))
+        return conv_out(hidden, normalizedBy: conv_norm_out, silu: true)
     }
 }

@@ -20,9 +20,14 @@ struct Conv2d {
         self.padding = padding
     }
 
-    /// `residual`, if given, is added to the output.
-    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, residual: residual)
+    /// `residual`, if given, is added to the output (see `conv2d` for `residualIsScratch`);
+    /// `normalizedBy` applies that group norm (then SiLU when `silu`) to the input first.
+    /// `upsampled` convolves the nearest-neighbour 2x upsampling of `x`.
+    func callAsFunction(_ x: Tensor, normalizedBy norm: GroupNorm? = nil, silu: Bool = false, upsampled: Bool = false,
+                        residual: Tensor? = nil, residualIsScratch: Bool = false) -> Tensor {
+        let inputNorm = norm.map { InputGroupNorm(groups: $0.groups, weight: $0.weight, bias: $0.bias, eps: $0.eps, silu: silu) }
+        return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, normalizing: inputNorm,
+                      upsampledInput: upsampled, residual: residual, residualIsScratch: residualIsScratch)
     }
 }
 
