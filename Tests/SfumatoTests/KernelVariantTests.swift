@@ -70,3 +70,16 @@ import Testing
         }
     }
 }
+
+/// The fused GEGLU projection against projection-then-gate on the reference path, over row
+/// blocks that do not divide the rows.
+@Test func linearGEGLUMatchesProjectionThenGate() {
+    var generator = SplitMix(seed: 3)
+    let x = generator.tensor([2, 1100, 24])
+    let weight = generator.tensor([40, 24])
+    let bias = generator.tensor([40])
+    let reference = Kernels.$path.withValue(.reference) { geglu(linear(x, weight: weight, bias: bias)) }
+    let fused = linearGEGLU(x, weight: weight, bias: bias)
+    #expect(fused.shape == [2, 1100, 20])
+    expectClose(fused, reference, tolerance: 1e-5, "linear + geglu")
+}

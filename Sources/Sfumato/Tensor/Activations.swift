@@ -44,13 +44,11 @@ public func geglu(_ x: Tensor) -> Tensor {
         let rows = width == 0 ? 0 : x.count / (2 * width)
         let result = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [width])
         let input = x.pointer, output = result.pointer
-        let fast = Kernels.path == .fast
-        let variant = Kernels.cVariant
+        if Kernels.path == .fast {
+            sfumatoGEGLU(input, output, rows: rows, width: width)
+            return result
+        }
         Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
-            if fast {
-                sfumato_geglu(variant, input + range.lowerBound * 2 * width, output + range.lowerBound * width, range.count, width)
-                return
-            }
             for row in range {
                 let a = input + row * 2 * width
                 let b = a + width
@@ -68,6 +66,14 @@ public func geglu(_ x: Tensor) -> Tensor {
             }
         }
         return result
+    }
+}
+
+/// The fast path's GEGLU over `rows` rows of `2 * width` floats, split across cores.
+func sfumatoGEGLU(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+    let variant = Kernels.cVariant
+    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(width, 1))) { range in
+        sfumato_geglu(variant, input + range.lowerBound * 2 * width, output + range.lowerBound * width, range.count, width)
     }
 }
 

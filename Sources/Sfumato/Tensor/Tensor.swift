@@ -31,7 +31,7 @@ public final class TensorStorage: @unchecked Sendable {
 /// is already mapped: no page faults, no kernel zeroing. The cache holds at most `limit` bytes and
 /// gives memory back, oldest first, when a new size needs room.
 final class BufferCache: @unchecked Sendable {
-    static let shared = BufferCache(limit: 256 << 20)
+    static let shared = BufferCache(limit: 128 << 20)
 
     /// Below this, malloc's own free lists already reuse memory without faults.
     static let minimumBytes = 1 << 20

@@ -94,5 +94,7 @@ struct FeedForward: Sendable {
         net_2 = Linear(loader.scoped("net.2"), in: inner, out: dim)
     }
 
-    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor { net_2(geglu(net_0_proj(x)), residual: residual) }
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
+        net_2(linearGEGLU(x, weight: net_0_proj.weight, bias: net_0_proj.bias), residual: residual)
+    }
 }
