@@ -34,7 +34,7 @@ WEIGHTS = {"text_encoder": "text_encoder/model.safetensors", "unet": "unet/diffu
            "vae": "vae/diffusion_pytorch_model.safetensors"}
 OPS = ("text_encoder", "unet", "vae")
 OP_TITLES = {"text_encoder": "text encoder", "unet": "UNet step", "vae": "VAE decode"}
-ENGINES = ("ours", "torch", "openvino-f32", "openvino-default")
+ENGINES = ("ours", "torch", "openvino-f32", "openvino-default", "baseline")
 RESULT_PREFIX = "BENCH_COMPARE_RESULT "
 # Removed from every engine's environment: the shells here may force OpenBLAS's slower AVX2 kernels.
 FORCED_BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -51,6 +51,8 @@ def parse_args(argv):
                         help=f"comma-separated subset of {','.join(ENGINES)} (openvino-default runs only when "
                              "OpenVINO's default CPU precision is not f32)")
     parser.add_argument("--sfumato", default=os.path.join(ROOT, ".build", "release", "sfumato"), help="our binary")
+    parser.add_argument("--baseline", metavar="BIN",
+                        help="another sfumato binary (an older build, for before/after) run as one more engine")
     parser.add_argument("--model", default=MODEL, help="the diffusers folder of random-weight SD 1.5")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before one engine process is killed")
     parser.add_argument("--json", metavar="FILE", help="save the whole result as JSON")
@@ -64,7 +66,9 @@ def parse_args(argv):
         parser.error("--width and --height must be multiples of 8, at least 64")
     if not 1 <= args.repeats <= 100 or not 1 <= args.rounds <= 20 or args.threads < 1:
         parser.error("--repeats must be 1-100, --rounds 1-20, --threads at least 1")
-    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip() and e.strip() != "baseline"]
+    if args.baseline:
+        args.engines.append("baseline")
     unknown = [e for e in args.engines if e not in ENGINES]
     if unknown:
         parser.error(f"unknown engine(s) {unknown}; choose from {ENGINES}")
@@ -313,8 +317,8 @@ def run_engine(engine, args, save_outputs=None):
     script = os.path.abspath(__file__)
     common = ["--width", str(args.width), "--height", str(args.height), "--repeats", str(args.repeats),
               "--threads", str(args.threads), "--model", args.model]
-    if engine == "ours":
-        command = [args.sfumato, "bench", "--model", args.model, "--width", str(args.width),
+    if engine in ("ours", "baseline"):
+        command = [args.sfumato if engine == "ours" else args.baseline, "bench", "--model", args.model, "--width", str(args.width),
                    "--height", str(args.height), "--steps", str(args.repeats), "--threads", str(args.threads), "--json"]
     elif engine == "torch":
         command = [sys.executable, script, "--worker", "torch"] + common
@@ -322,14 +326,14 @@ def run_engine(engine, args, save_outputs=None):
         command = [sys.executable, script, "--worker", "openvino"] + common
         if engine == "openvino-f32":
             command += ["--precision", "f32"]
-    if save_outputs and engine != "ours":
+    if save_outputs and engine not in ("ours", "baseline"):
         command += ["--save-outputs", save_outputs]
     code, stdout, stderr, rss, seconds = run_process(command, args.timeout)
     record = {"command": command, "process_seconds": seconds, "peak_rss_bytes": rss}
     if code != 0:
         record["error"] = error_summary(code, stdout, stderr)
         return record
-    if engine == "ours":
+    if engine in ("ours", "baseline"):
         report = parse_ours(stdout)
         missing = [k for k in OURS_KEYS.values() if not isinstance((report or {}).get(k), (int, float))]
         if report is None or missing:
@@ -538,7 +542,7 @@ def orchestrate(args):
     versions = package_versions()
     engines = {}
     labels = {"ours": f"Sfumato (ours, {versions['sfumato_commit']})", "torch": f"PyTorch {versions['torch']} fp32",
-              "openvino-f32": f"OpenVINO {versions['openvino']} f32"}
+              "openvino-f32": f"OpenVINO {versions['openvino']} f32", "baseline": f"Sfumato (baseline: {args.baseline})"}
     for name in args.engines:
         if name != "openvino-default":
             engines[name] = {"label": labels[name], "rounds": []}
