@@ -20,7 +20,7 @@ struct DoctorCommand: ParsableCommand {
         print("OpenBLAS config: \(info.config)")
         print("OpenBLAS core:   \(info.coreName)\(info.forcedCoreType.map { " (forced by OPENBLAS_CORETYPE=\($0))" } ?? "")")
         print("CPU AVX-512:     \(info.cpuHasAVX512 ? "yes" : "no")")
-        print("BLAS threads:    \(info.threads)")
+        print("Threads:         \(info.threads) (GEMMs split over them; OpenBLAS runs single-threaded in each)")
         if let warning = info.warning { print(warning) }
         let gflops = SgemmProbe.gflops(size: size)
         print(String(format: "sgemm %dx%dx%d: %.1f GFLOP/s", size, size, size, gflops))
