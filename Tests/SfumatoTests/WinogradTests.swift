@@ -117,13 +117,13 @@ import Testing
         }
     }
 
-    /// The measured rule: at least 32 input channels and 48 output tiles.
+    /// The measured rule: at least 32 input channels and 32 output tiles.
     @Test func profitability() {
         #expect(winogradIsProfitable(channels: 320, height: 64, width: 64, batch: 2))
         #expect(winogradIsProfitable(channels: 128, height: 512, width: 512, batch: 1))
-        #expect(winogradIsProfitable(channels: 640, height: 24, width: 24, batch: 2))     // 72 tiles
-        #expect(!winogradIsProfitable(channels: 1280, height: 16, width: 16, batch: 2))   // 32 tiles
-        #expect(!winogradIsProfitable(channels: 1280, height: 24, width: 24, batch: 1))   // 36 tiles
+        #expect(winogradIsProfitable(channels: 1280, height: 16, width: 16, batch: 2))    // 32 tiles
+        #expect(!winogradIsProfitable(channels: 1280, height: 16, width: 16, batch: 1))   // 16 tiles
+        #expect(!winogradIsProfitable(channels: 1280, height: 8, width: 8, batch: 2))     // 8 tiles
         #expect(!winogradIsProfitable(channels: 4, height: 64, width: 64, batch: 2))
     }
 }

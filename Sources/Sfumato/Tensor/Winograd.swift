@@ -16,14 +16,14 @@ let winogradMinimumBlockTiles = 128
 
 /// Whether `winogradConv3x3` beats im2col `conv2d` for a 3x3 stride-1 convolution of a
 /// `[batch, channels, height, width]` input, by measurement (AMD Zen 5, 2 cores, OpenBLAS 0.3.21):
-/// from 48 output tiles of 4x4 on, every shape measured with 32 or more input channels ran 1.2 to
-/// 3.4 times faster (2 to 3 times on the SD 1.5 UNet at 64x64 and 32x32 and on the VAE decoder).
-/// With fewer tiles the weight transform, which costs as much as the GEMMs there, is not repaid
-/// (16x16 at batch 2, 32 tiles: a tie; 8x8: 2.5 times slower); with fewer input channels the
-/// products, 36 per tile and output channel, cost more memory traffic than the GEMMs save
-/// (4 -> 320 at 64x64: 3 times slower). The output channel count did not matter.
+/// from 32 output tiles of 4x4 on, every shape measured with 32 or more input channels ran faster
+/// (1280 -> 1280 at 16x16, batch 2, 32 tiles: 33 ms against 39; 2 to 3 times on the SD 1.5 UNet at
+/// 64x64 and 32x32 and on the VAE decoder). With fewer tiles the weight transform, which costs as
+/// much as the GEMMs there, is not repaid (8x8 at batch 2: 27 ms against 13); with fewer input
+/// channels the products, 36 per tile and output channel, cost more memory traffic than the GEMMs
+/// save (4 -> 320 at 64x64: 3 times slower). The output channel count did not matter.
 public func winogradIsProfitable(channels: Int, height: Int, width: Int, batch: Int) -> Bool {
-    channels >= 32 && batch * ((height + 3) / 4) * ((width + 3) / 4) >= 48
+    channels >= 32 && batch * ((height + 3) / 4) * ((width + 3) / 4) >= 32
 }
 
 /// `conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)` for 3x3 kernels by Winograd
@@ -94,11 +94,14 @@ public func winogradConv3x3(_ x: Tensor, weight: Tensor, bias: Tensor?, inputAff
                                                    silu ? 1 : 0, upsampledInput ? 1 : 0)
                     }
                 }
-                for position in 0..<36 {
-                    BLAS.sgemm(m: chunkChannels, n: tiles, k: channels,
-                               a: weights + position * plan.weightStride, lda: channels,
-                               b: inputs + position * plan.inputStride, ldb: tiles,
-                               c: products + position * plan.productStride, ldc: tiles)
+                // The 36 products are independent: whole ones per core, so each packs its operands once.
+                Parallel.forEachChunk(36) { positions in
+                    for position in positions {
+                        BLAS.serialSgemm(false, false, chunkChannels, tiles, channels, 1,
+                                         weights + position * plan.weightStride, channels,
+                                         inputs + position * plan.inputStride, tiles, 0,
+                                         products + position * plan.productStride, tiles)
+                    }
                 }
                 plan.forEachRun(items: chunkChannels, blockRows: firstRow..<firstRow + rows) { channelRange, image, tileRows, column in
                     let o = chunk + channelRange.lowerBound
