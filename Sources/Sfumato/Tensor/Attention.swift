@@ -34,7 +34,7 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, cau
         switch Kernels.path {
         case .fast:
             fusedAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
-                           rowBlock: rowBlock ?? 128, keyBlock: keyBlock ?? 256)
+                           rowBlock: rowBlock ?? 256, keyBlock: keyBlock ?? 256)
         case .reference:
             referenceAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
                                rowBlock: rowBlock ?? max(16, (1 << 18) / keyLength))
