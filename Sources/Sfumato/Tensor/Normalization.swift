@@ -6,13 +6,7 @@ import CSfumatoKernels
 /// (the UNet and VAE always follow GroupNorm with it) without another pass over memory.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, silu: Bool = false) -> Tensor {
     OpProfile.record(silu ? "group norm + silu" : "group norm") {
-        precondition(x.rank >= 2, "groupNorm needs x [N, C, ...], got \(x.shape)")
-        let batch = x.shape[0], channels = x.shape[1]
-        precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
-        precondition(weight.count == channels && bias.count == channels,
-                     "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
-        let spatial = x.shape.dropFirst(2).reduce(1, *)
-        let perGroup = channels / groups
+        let (batch, _, spatial, perGroup) = groupNormGeometry(x, groups: groups, weight: weight, bias: bias)
         let groupSize = perGroup * spatial
         let result = Tensor(uninitializedShape: x.shape)
         guard x.count > 0 else { return result }
@@ -43,18 +37,22 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, ep
     }
 }
 
+/// Checks a group norm's operands; returns batch, channels, elements per channel, channels per group.
+private func groupNormGeometry(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor) -> (Int, Int, Int, Int) {
+    precondition(x.rank >= 2, "groupNorm needs x [N, C, ...], got \(x.shape)")
+    let channels = x.shape[1]
+    precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
+    precondition(weight.count == channels && bias.count == channels,
+                 "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
+    return (x.shape[0], channels, x.shape.dropFirst(2).reduce(1, *), channels / groups)
+}
+
 /// The group norm of `x` as one affine map per image and channel: `[N, C, 3]` holding the group's
 /// mean, inverse std * weight[c], and bias[c], so that a consumer can normalise while it reads
 /// (`(x - mean) * scale + shift`, exactly the fast path of `groupNorm`).
 public func groupNormAffine(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
     OpProfile.record("group norm statistics") {
-        precondition(x.rank >= 2, "groupNormAffine needs x [N, C, ...], got \(x.shape)")
-        let batch = x.shape[0], channels = x.shape[1]
-        precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels do not split into \(groups) groups")
-        precondition(weight.count == channels && bias.count == channels,
-                     "groupNorm: weight \(weight.shape) and bias \(bias.shape) must have \(channels) elements")
-        let spatial = x.shape.dropFirst(2).reduce(1, *)
-        let perGroup = channels / groups
+        let (batch, channels, spatial, perGroup) = groupNormGeometry(x, groups: groups, weight: weight, bias: bias)
         let groupSize = perGroup * spatial
         let result = Tensor(uninitializedShape: [batch, channels, 3])
         let input = x.pointer, output = result.pointer
