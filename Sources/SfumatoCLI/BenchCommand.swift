@@ -46,10 +46,8 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(steps) else { throw ValidationError("--steps must be between 1 and 100") }
-        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
-        for (name, value) in [("--width", width), ("--height", height)] {
-            if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8, not \(value)") }
-        }
+        try checkThreads(threads)
+        try checkImageSize(width: width, height: height)
     }
 
     func run() throws {

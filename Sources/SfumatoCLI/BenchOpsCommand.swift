@@ -18,7 +18,7 @@ struct BenchOpsCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 100") }
-        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        try checkThreads(threads)
     }
 
     func run() throws {

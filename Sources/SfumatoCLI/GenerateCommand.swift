@@ -64,10 +64,8 @@ struct GenerateCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard guidanceScale.isFinite else { throw ValidationError("--guidance-scale must be a finite number") }
         guard batchCount >= 1, batchCount <= 10_000 else { throw ValidationError("--batch-count must be between 1 and 10000") }
-        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
-        for (name, value) in [("--width", width), ("--height", height)] {
-            if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8, not \(value)") }
-        }
+        try checkThreads(threads)
+        try checkImageSize(width: width, height: height)
         guard output.hasSuffix(".png") else { throw ValidationError("--output must end in .png") }
         try checkWritableFolder(URL(fileURLWithPath: output).deletingLastPathComponent().path, option: "--output")
         if let saveIntermediates { try checkWritableFolder(saveIntermediates, option: "--save-intermediates", create: true) }
@@ -127,6 +125,18 @@ struct GenerateCommand: ParsableCommand {
 extension SchedulerKind: ExpressibleByArgument {}
 
 /// Fails early, before loading a model, when results could not be saved.
+/// `--threads`, when given, is between 1 and 1024.
+func checkThreads(_ threads: Int?) throws {
+    if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+}
+
+/// `--width` and `--height`, when given, are positive multiples of 8.
+func checkImageSize(width: Int?, height: Int?) throws {
+    for (name, value) in [("--width", width), ("--height", height)] {
+        if let value, value < 8 || value % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8, not \(value)") }
+    }
+}
+
 func checkWritableFolder(_ path: String, option: String, create: Bool = false) throws {
     let folder = path.isEmpty ? "." : path
     var isDirectory: ObjCBool = false

@@ -20,17 +20,12 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         singleThreaded
-        let workers = Parallel.threadCount
-        // Below ~4 M multiply-adds a split costs more in wake-ups and packing than it saves.
-        guard workers > 1, !Parallel.isWorker, m * n * k >= 1 << 22 else {
-            serialSgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            return
-        }
-        // Split the longer side in multiples of 16 (whole register tiles of the kernels).
+        // Split the longer side in multiples of 16 (whole register tiles of the kernels), at least 64
+        // long; below ~4 M multiply-adds a split costs more in wake-ups and packing than it saves.
         let splitColumns = n >= m
         let length = splitColumns ? n : m
-        let parts = min(workers, max(1, length / 64))
-        guard parts > 1 else {
+        let parts = min(Parallel.threadCount, max(1, length / 64))
+        guard parts > 1, !Parallel.isWorker, m * n * k >= 1 << 22 else {
             serialSgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }

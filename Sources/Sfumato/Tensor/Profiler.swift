@@ -30,7 +30,6 @@ public final class OpProfile: @unchecked Sendable {
     }
 
     public var totalFLOPs: Double { entries.reduce(0) { $0 + $1.flops } }
-    public var totalSeconds: Double { entries.reduce(0) { $0 + $1.seconds } }
 
     /// Runs `body` as one call of operator `name` in the bound profile, if any.
     @inline(__always)

@@ -38,9 +38,8 @@ final class BufferCache: @unchecked Sendable {
 
     private let limit: Int
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    /// Cached (count, pointer) pairs, oldest first, for eviction.
-    private var order: [(Int, UnsafeMutablePointer<Float>)] = []
+    /// Cached (count, pointer) pairs, oldest first (a few dozen at most: the limit over 1 MB).
+    private var cached: [(count: Int, pointer: UnsafeMutablePointer<Float>)] = []
     private var cachedBytes = 0
 
     init(limit: Int) { self.limit = limit }
@@ -49,14 +48,13 @@ final class BufferCache: @unchecked Sendable {
         let bytes = count * MemoryLayout<Float>.stride
         if bytes >= Self.minimumBytes {
             let reused: UnsafeMutablePointer<Float>? = lock.withLock {
-                guard let pointer = free[count]?.popLast() else {
+                guard let index = cached.lastIndex(where: { $0.count == count }) else {
                     // A new size: make room for it so cache plus live memory stays bounded.
                     evict(toFit: bytes)
                     return nil
                 }
-                if let index = order.lastIndex(where: { $0.1 == pointer }) { order.remove(at: index) }
                 cachedBytes -= bytes
-                return pointer
+                return cached.remove(at: index).pointer
             }
             if let reused { return reused }
         }
@@ -74,20 +72,15 @@ final class BufferCache: @unchecked Sendable {
         }
         lock.withLock {
             evict(toFit: bytes)
-            free[count, default: []].append(pointer)
-            order.append((count, pointer))
+            cached.append((count, pointer))
             cachedBytes += bytes
         }
     }
 
     /// Frees the oldest cached buffers until `bytes` more fit under the limit. Caller holds the lock.
     private func evict(toFit bytes: Int) {
-        while cachedBytes + bytes > limit, !order.isEmpty {
-            let (count, pointer) = order.removeFirst()
-            if var list = free[count], let index = list.firstIndex(of: pointer) {
-                list.remove(at: index)
-                free[count] = list.isEmpty ? nil : list
-            }
+        while cachedBytes + bytes > limit, !cached.isEmpty {
+            let (count, pointer) = cached.removeFirst()
             cachedBytes -= count * MemoryLayout<Float>.stride
             Foundation.free(pointer)
         }
