@@ -38,4 +38,22 @@ import Testing
         let (out, expected) = try Self.run(name, path: .fast, rowBlock: blocks.0, keyBlock: blocks.1)
         expectClose(out, expected, tolerance: 1e-5, "fused attention \(name), blocks \(blocks)")
     }
+
+    /// Head sizes that leave every ragged tile of the C kernels (1 to 5 features, rows not a
+    /// multiple of 16, key tiles of 1 to 5), with and without the causal mask, on every kernel
+    /// variant against the reference path.
+    @Test(arguments: [(1, 19, 23), (3, 1, 7), (5, 33, 12), (13, 17, 40), (64, 40, 130)], [false, true])
+    func fastPathsMatchReferenceForOddShapes(_ shape: (Int, Int, Int), causal: Bool) {
+        let (headSize, queries, keys) = shape
+        var generator = SplitMix(seed: UInt64(headSize * 1000 + queries))
+        let q = generator.tensor([2, queries, 3 * headSize])
+        let k = generator.tensor([2, keys, 3 * headSize]), v = generator.tensor([2, keys, 3 * headSize])
+        let expected = Kernels.$path.withValue(.reference) { attention(query: q, key: k, value: v, heads: 3, causal: causal) }
+        for variant in KernelVariant.available {
+            let out = Kernels.$variant.withValue(variant) {
+                attention(query: q, key: k, value: v, heads: 3, causal: causal, rowBlock: 16, keyBlock: 11)
+            }
+            expectClose(out, expected, tolerance: 1e-5, "head size \(headSize), \(queries)x\(keys), causal \(causal), \(variant)")
+        }
+    }
 }
