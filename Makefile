@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full clean vocab train-default-model evaluate-default-model
+.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full clean vocab train-default-model evaluate-default-model install install-files uninstall
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
@@ -19,6 +19,7 @@ help:
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
 	@echo "make verify-full  full-size SD 1.5 (random weights): our networks and images vs PyTorch"
 	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
+	@echo "make install [PREFIX=/usr/local]  the binary, the default model and shell completions (make uninstall removes them)"
 
 # Installs the Debian packages that are missing; a clear message when that needs root.
 deps:
@@ -46,7 +47,28 @@ TEST_FLAGS := -c $(CONFIG) -Xswiftc -enable-testing
 test: check-deps vocab
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	Tests/cli-smoke.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
+	Tests/install-check.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+# The installed binary finds its default model in PREFIX/share/sfumato (no source tree needed).
+PREFIX ?= /usr/local
+install: build
+	@$(MAKE) --no-print-directory install-files PREFIX="$(PREFIX)" BIN="$(BIN)"
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sfumato \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sfumato
+	rm -rf $(DESTDIR)$(PREFIX)/share/sfumato/sfumato-shapes
+	cp -R Models/sfumato-shapes $(DESTDIR)$(PREFIX)/share/sfumato/sfumato-shapes
+	$(BIN) --generate-completion-script bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/sfumato
+	$(BIN) --generate-completion-script zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_sfumato
+	$(BIN) --generate-completion-script fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sfumato.fish
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/sfumato $(DESTDIR)$(PREFIX)/share/sfumato \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sfumato $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_sfumato \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sfumato.fish
 
 doctor: build
 	$(BIN) doctor

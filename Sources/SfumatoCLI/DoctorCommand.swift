@@ -5,7 +5,7 @@ import Sfumato
 struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Print the BLAS core, threads and this machine's measured sgemm GFLOP/s."
+        abstract: "Print the version, the default model found, the BLAS core, threads and this machine's measured sgemm GFLOP/s."
     )
 
     @Option(help: "Matrix size of the sgemm probe (m = n = k).")
@@ -17,6 +17,8 @@ struct DoctorCommand: ParsableCommand {
 
     func run() throws {
         let info = BLASInfo.current()
+        print("Sfumato:         \(SfumatoVersion.string)")
+        print("Default model:   \((try? DefaultModel.path()) ?? "none found (searched \(DefaultModel.candidates().joined(separator: ", ")))")")
         print("OpenBLAS config: \(info.config)")
         print("OpenBLAS core:   \(info.coreName)\(info.forcedCoreType.map { " (forced by OPENBLAS_CORETYPE=\($0))" } ?? "")")
         print("CPU AVX-512:     \(info.cpuHasAVX512 ? "yes" : "no")")

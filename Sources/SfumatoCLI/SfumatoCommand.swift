@@ -7,6 +7,7 @@ struct SfumatoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sfumato",
         abstract: "Stable Diffusion on the CPU, through OpenBLAS.",
+        version: SfumatoVersion.string,
         subcommands: [GenerateCommand.self, TokenizeCommand.self, DoctorCommand.self, BenchCommand.self, BenchOpsCommand.self, VerifyCommand.self]
     )
 
