@@ -1,6 +1,6 @@
 import Foundation
 
-/// What to draw. Width and height default to the model's native size.
+/// What to draw. Width and height default to the model's native size (image to image: the init image's).
 public struct GenerationRequest: Sendable {
     public var prompt: String
     /// The unconditional text of classifier-free guidance ("" when not given).
@@ -12,9 +12,15 @@ public struct GenerationRequest: Sendable {
     public var height: Int?
     /// nil: the model's own scheduler (scheduler/scheduler_config.json's class).
     public var scheduler: SchedulerKind?
+    /// Image to image: the picture the run starts from (its size is the output size). nil: text to image.
+    public var initImage: RGBImage?
+    /// Image to image: how much of the schedule runs, in [0, 1] (diffusers' `strength`): 1 starts from pure
+    /// noise and keeps little of the image, 0.3 runs the last 30% of the steps and changes it only slightly.
+    public var strength: Double
 
     public init(prompt: String, negativePrompt: String = "", steps: Int = 25, guidanceScale: Float = 7.5,
-                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil) {
+                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil,
+                initImage: RGBImage? = nil, strength: Double = 0.8) {
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.steps = steps
@@ -23,6 +29,8 @@ public struct GenerationRequest: Sendable {
         self.width = width
         self.height = height
         self.scheduler = scheduler
+        self.initImage = initImage
+        self.strength = strength
     }
 }
 
@@ -83,10 +91,17 @@ public final class StableDiffusionPipeline: Sendable {
         let vaeConfig = try files.config(component: "vae", sd15Default: SD15Defaults.vae) { data, _ in
             try JSONDecoder().decode(AutoencoderKLConfig.self, from: data)
         }
-        // Text to image needs only the decoder; image to image will load the encoder too.
+        // The UNet denoises the VAE's latents: the same channels out, and in (or 2L + 1 for an inpainting
+        // UNet, which also takes the mask and the masked image's latents).
+        let latent = vaeConfig.latentChannels
+        guard unetConfig.outChannels == latent, unetConfig.inChannels == latent || unetConfig.inChannels == 2 * latent + 1 else {
+            throw ModelLoadError.invalidConfig(
+                path: "\(files.displayName) unet",
+                reason: "the UNet has \(unetConfig.inChannels) input and \(unetConfig.outChannels) output channels; "
+                    + "with \(latent) VAE latent channels Stable Diffusion needs \(latent) in (\(2 * latent + 1) for inpainting) and \(latent) out")
+        }
         vae = try AutoencoderKL(
-            config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)),
-            loadEncoder: false)
+            config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)))
     }
 
     /// Pixels per latent cell (8 for SD: one per VAE downsampling level).
@@ -95,25 +110,50 @@ public final class StableDiffusionPipeline: Sendable {
     public var defaultWidth: Int { (unet.config.sampleSize?.last ?? 64) * vaeScaleFactor }
     public var defaultHeight: Int { (unet.config.sampleSize?.first ?? 64) * vaeScaleFactor }
 
+    /// The image size a request draws: the init image's for image to image, else the asked or native size.
+    public func outputSize(_ request: GenerationRequest) -> (width: Int, height: Int) {
+        if let image = request.initImage { return (image.width, image.height) }
+        return (request.width ?? defaultWidth, request.height ?? defaultHeight)
+    }
+
     /// Checks a request before any work; the message names the bad value.
     public func validate(_ request: GenerationRequest) throws(GenerationError) {
-        let width = request.width ?? defaultWidth
-        let height = request.height ?? defaultHeight
+        let (width, height) = outputSize(request)
         guard request.steps >= 1, request.steps <= 1000 else { throw .invalidRequest("steps must be between 1 and 1000, not \(request.steps)") }
         guard request.guidanceScale.isFinite else { throw .invalidRequest("guidance scale must be a finite number, not \(request.guidanceScale)") }
+        guard unet.config.inChannels == vae.config.latentChannels else {
+            throw .invalidRequest("this model's UNet takes \(unet.config.inChannels) input channels (an inpainting model); "
+                                  + "text to image and image to image need \(vae.config.latentChannels)")
+        }
+        if let image = request.initImage {
+            guard request.strength.isFinite, request.strength >= 0, request.strength <= 1 else {
+                throw .invalidRequest("strength must be between 0 and 1, not \(request.strength)")
+            }
+            guard imageToImageBeginIndex(steps: request.steps, strength: request.strength) < request.steps else {
+                throw .invalidRequest("strength \(request.strength) with \(request.steps) steps runs no denoising step "
+                                      + "(int(steps * strength) is 0); raise the strength or the steps")
+            }
+            for (name, asked, actual) in [("width", request.width, image.width), ("height", request.height, image.height)] {
+                if let asked, asked != actual {
+                    throw .invalidRequest("the request asks for \(name) \(asked) but the init image's \(name) is \(actual); "
+                                          + "image to image draws at the init image's size")
+                }
+            }
+        }
+        let subject = request.initImage == nil ? "" : "init image "
         for (name, value) in [("width", width), ("height", height)] {
             // Multiples of 8 as diffusers requires, and of the VAE's factor so latents tile the image.
             let multiple = max(8, vaeScaleFactor)
             guard value >= multiple, value % multiple == 0 else {
-                throw .invalidRequest("\(name) must be a positive multiple of \(multiple), not \(value)")
+                throw .invalidRequest("\(subject)\(name) must be a positive multiple of \(multiple), not \(value)")
             }
         }
-        // The VAE decoder's widest activations dominate memory: about 6 live float maps of its
-        // widest channel count at full resolution.
+        // The VAE's widest activations dominate memory: about 6 live float maps of its
+        // widest channel count at full resolution (decoder, and encoder for image to image).
         let bytes = 6 * Double(vae.config.blockOutChannels.first ?? 128) * Double(width) * Double(height) * 4
         let available = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes < 0.75 * available else {
-            throw .invalidRequest(String(format: "%dx%d needs about %.0f GB for the VAE decode, more than this machine's %.0f GB",
+            throw .invalidRequest(String(format: "%dx%d needs about %.0f GB for the VAE, more than this machine's %.0f GB",
                                          width, height, bytes / 1e9, available / 1e9))
         }
     }
@@ -123,8 +163,7 @@ public final class StableDiffusionPipeline: Sendable {
                                 progress: (GenerationProgress) -> Bool = { _ in true }) throws -> Tensor {
         try validate(request)
         let start = DispatchTime.now().uptimeNanoseconds
-        let width = request.width ?? defaultWidth
-        let height = request.height ?? defaultHeight
+        let (width, height) = outputSize(request)
         // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
         let guided = request.guidanceScale > 1
         let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
@@ -133,10 +172,22 @@ public final class StableDiffusionPipeline: Sendable {
         var scheduler = try makeScheduler(kind: try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig),
                                           config: schedulerConfig, steps: request.steps)
         var random: any RandomSource = TorchRandom(seed: request.seed)
-        let latentShape = [1, unet.config.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
-        var latents = scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma)
+        var latents: Tensor
+        let begin: Int
+        if let image = request.initImage {
+            // diffusers' img2img order of draws: the encoder's sample, then the noise of add_noise.
+            begin = imageToImageBeginIndex(steps: request.steps, strength: request.strength)
+            let clean = try encodeLatents(image, random: &random)
+            latents = scheduler.addNoise(clean, noise: random.normal(shape: clean.shape), stepIndex: begin)
+        } else {
+            begin = 0
+            let latentShape = [1, vae.config.latentChannels, height / vaeScaleFactor, width / vaeScaleFactor]
+            latents = scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma)
+        }
 
-        for (index, timestep) in scheduler.timesteps.enumerated() {
+        let totalSteps = scheduler.timesteps.count - begin
+        for index in begin..<scheduler.timesteps.count {
+            let timestep = scheduler.timesteps[index]
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
             let batch = guided ? concat([input, input], axis: 0) : input
             let noise = try unet(batch, timestep: timestep, encoderHiddenStates: textStates)
@@ -146,11 +197,18 @@ public final class StableDiffusionPipeline: Sendable {
             let step = scheduler.step(modelOutput: prediction, stepIndex: index, sample: latents, random: &random)
             latents = step.prevSample
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let report = GenerationProgress(step: index + 1, totalSteps: scheduler.timesteps.count, elapsed: elapsed,
+            let report = GenerationProgress(step: index - begin + 1, totalSteps: totalSteps, elapsed: elapsed,
                                             latents: latents, predictedOriginal: step.predictedOriginal)
-            guard progress(report) else { throw GenerationError.cancelled(afterStep: index + 1) }
+            guard progress(report) else { throw GenerationError.cancelled(afterStep: index - begin + 1) }
         }
         return latents
+    }
+
+    /// An image's latents as image to image starts from them: a sample of the VAE encoder's latent
+    /// distribution drawn from `random` (diffusers' `latent_dist.sample(generator)`), times the scaling factor.
+    public func encodeLatents(_ image: RGBImage, random: inout any RandomSource) throws -> Tensor {
+        let distribution = try vae.encode(image.normalizedTensor())
+        return scaled(distribution.sample(using: &random), by: vae.config.scalingFactor)
     }
 
     /// Latents to an 8-bit RGB image through the VAE decoder.
