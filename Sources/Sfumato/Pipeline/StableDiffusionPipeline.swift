@@ -85,9 +85,6 @@ public final class StableDiffusionPipeline: Sendable {
         let unetConfig = try files.config(component: "unet", sd15Default: SD15Defaults.unet) { data, path in
             try UNet2DConditionConfig(json: data, path: path)
         }
-        unet = try UNet2DConditionModel(
-            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
-
         let vaeConfig = try files.config(component: "vae", sd15Default: SD15Defaults.vae) { data, _ in
             try JSONDecoder().decode(AutoencoderKLConfig.self, from: data)
         }
@@ -100,6 +97,8 @@ public final class StableDiffusionPipeline: Sendable {
                 reason: "the UNet has \(unetConfig.inChannels) input and \(unetConfig.outChannels) output channels; "
                     + "with \(latent) VAE latent channels Stable Diffusion needs \(latent) in (\(2 * latent + 1) for inpainting) and \(latent) out")
         }
+        unet = try UNet2DConditionModel(
+            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
         vae = try AutoencoderKL(
             config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)))
     }
