@@ -8,6 +8,9 @@ Writes Tests/Fixtures/img2img/:
                             remaining steps on stored model outputs (stochastic noise from a seeded generator)
   vae_sample.safetensors    latent_dist.mean and latent_dist.sample(generator) of init.png
   <sampler>.safetensors     latents and pixels of a whole img2img run
+  resize_source.png, resize_WxH.png
+                            Pillow's Lanczos resize (what diffusers' VaeImageProcessor.resize does) of a
+                            61x45 picture to the multiples of 8 below and to each axis alone (`--resize`)
 """
 import json
 import os
@@ -123,7 +126,24 @@ def pipelines(image: Image.Image) -> None:
                        "steps": str(steps), "strength": str(strength), "scheduler": name})
 
 
+def resize() -> None:
+    y, x = np.mgrid[0:45, 0:61].astype(np.float32)
+    rng = np.random.default_rng(5)
+    smooth = np.stack([x * 4, y * 5, 128 + 100 * np.sin(x / 5) * np.cos(y / 4)], axis=-1)
+    rgb = np.clip(smooth + rng.normal(0, 40, smooth.shape), 0, 255).round().astype(np.uint8)
+    rgb[10:20, 30:40] = [255, 0, 0]  # hard edges ring with Lanczos (and clip at 0 and 255)
+    source = Image.fromarray(rgb, "RGB")
+    source.save(os.path.join(OUT, "resize_source.png"))
+    processor = VaeImageProcessor(vae_scale_factor=8)
+    height, width = processor.get_default_height_width(source)
+    assert (width, height) == (56, 40)
+    for size in [(width, height), (56, 45), (61, 40)]:
+        processor.resize(source, size[1], size[0]).save(os.path.join(OUT, f"resize_{size[0]}x{size[1]}.png"))
+    print("wrote Fixtures/img2img/resize_*.png")
+
+
 if __name__ == "__main__":
+    resize()
     schedulers()
     picture = init_image()
     vae_sample(picture)
