@@ -75,6 +75,32 @@ expect 2 "img2img strength that runs no step" -- "$bin" img2img "a square" --mod
 no_file "$work/i2i-s.png" "img2img bad strength"
 expect 1 "img2img size other than the image's" -- "$bin" img2img "a square" --model "$model" --init-image "$init" --width 64 --output "$work/i2i-w.png"
 
+# Inpainting: a 9-channel inpainting UNet and the default (4-channel) model.
+inpaint_model="$(dirname "$0")/Fixtures/tiny-inpaint"
+mask="$(dirname "$0")/Fixtures/inpaint/mask.png"
+expect 0 "inpaint help" -- "$bin" inpaint --help
+expect 0 "inpaint with a 9-channel UNet" -- "$bin" inpaint "a red circle" --model "$inpaint_model" --init-image "$init" \
+    --mask "$mask" --steps 3 --seed 1 --output "$work/inpaint9.png"
+expect 0 "inpaint with the default model" -- "$bin" inpaint "a red circle" --init-image "$init" --mask "$mask" \
+    --steps 3 --strength 0.9 --seed 1 --output "$work/inpaint4.png"
+for file in "$work/inpaint9.png" "$work/inpaint4.png"; do
+    if [ -s "$file" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $file not written"; fi
+done
+expect 1 "inpaint with a mask of another size" -- "$bin" inpaint "x" --model "$model" --init-image "$init" --mask "$odd" \
+    --output "$work/inpaint-size.png"
+no_file "$work/inpaint-size.png" "inpaint mask size"
+grep -q "the mask must have the init image's size" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: mask-size message unclear: $(cat "$work/stderr")"; }
+expect 1 "inpaint with a bad mask PNG" -- "$bin" inpaint "x" --model "$model" --init-image "$init" \
+    --mask "$(dirname "$0")/Fixtures/png/bad_crc.png" --output "$work/inpaint-bad.png"
+no_file "$work/inpaint-bad.png" "inpaint bad mask"
+expect 2 "inpaint without a mask" -- "$bin" inpaint "x" --model "$model" --init-image "$init" --output "$work/inpaint-none.png"
+expect 1 "text to image with an inpainting model" -- "$bin" generate "x" --model "$inpaint_model" --steps 2 --width 16 --height 16 \
+    --output "$work/gen9.png"
+no_file "$work/gen9.png" "text to image with an inpainting model"
+grep -q "takes 9 input channels (an inpainting model)" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: 9-channel message unclear: $(cat "$work/stderr")"; }
+
 expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
 expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
