@@ -89,6 +89,9 @@ verify-full: venv vocab build
 	for s in pndm euler-a; do $(BIN) generate "a photograph of an astronaut riding a horse" --negative-prompt blurry \
 	    --model .cache/sd15-random/diffusers --scheduler $$s --steps 8 --seed 42 --width 256 --height 256 \
 	    --output .cache/sd15-random/ours-$$s.png || exit 1; done
+	$(BIN) img2img "a photograph of an astronaut riding a horse" --negative-prompt blurry --model .cache/sd15-random/diffusers \
+	    --init-image .cache/sd15-random/init-256.png --strength 0.6 --scheduler euler-a --steps 8 --seed 42 \
+	    --output .cache/sd15-random/ours-img2img.png
 	cd Tests/Reference && ../../$(PYTHON) verify_full.py --compare
 
 # Full-size SD 1.5 (random weights) timed side by side: ours, PyTorch/diffusers fp32, OpenVINO f32 and

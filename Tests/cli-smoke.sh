@@ -49,6 +49,58 @@ for file in "$work/out-1.png" "$work/out-2.png" "$work/steps/1-step-003.png"; do
 done
 if grep -q "Steps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 48x32" "$work/out-2.png"; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: out-2.png lacks the A1111 parameters"; fi
+# Image to image with the embedded default model (no --model), then what it must refuse.
+init="$(dirname "$0")/Fixtures/img2img/init.png"
+odd="$(dirname "$0")/Fixtures/img2img/resize_source.png"
+expect 0 "img2img help" -- "$bin" img2img --help
+expect 0 "img2img with the default model" -- "$bin" img2img "a red circle on a blue background" --init-image "$init" \
+    --strength 0.6 --steps 5 --seed 3 --scheduler euler-a --output "$work/i2i.png"
+if grep -q "Steps: 5, Sampler: Euler a, CFG scale: 7.5, Seed: 3, Size: 48x32, .*Denoising strength: 0.6" "$work/i2i.png"; then
+    passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: i2i.png lacks its A1111 parameters"; fi
+expect 0 "img2img --resize" -- "$bin" img2img "a square" --model "$model" --init-image "$odd" --resize --steps 2 --output "$work/i2i-resized.png"
+if python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(); sys.exit(struct.unpack('>II', d[16:24]) != (56, 40))" "$work/i2i-resized.png"; then
+    passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --resize did not give 56x40"; fi
+expect 1 "img2img size not a multiple of 8" -- "$bin" img2img "a square" --model "$model" --init-image "$odd" --output "$work/i2i-odd.png"
+no_file "$work/i2i-odd.png" "img2img odd size"
+grep -q "61x45; width and height must be multiples of 8 (give --resize" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: odd-size message unclear: $(cat "$work/stderr")"; }
+expect 1 "img2img with a bad PNG" -- "$bin" img2img "a square" --model "$model" --init-image "$(dirname "$0")/Fixtures/png/truncated.png" \
+    --output "$work/i2i-bad.png"
+no_file "$work/i2i-bad.png" "img2img bad PNG"
+grep -q "truncated.png: not a valid PNG" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: bad-PNG message unclear: $(cat "$work/stderr")"; }
+expect 1 "img2img with a missing PNG" -- "$bin" img2img "a square" --model "$model" --init-image "$work/none.png" --output "$work/i2i-none.png"
+expect 2 "img2img strength above 1" -- "$bin" img2img "a square" --model "$model" --init-image "$init" --strength 1.5 --output "$work/i2i-s.png"
+expect 2 "img2img strength that runs no step" -- "$bin" img2img "a square" --model "$model" --init-image "$init" --strength 0.01 --output "$work/i2i-s.png"
+no_file "$work/i2i-s.png" "img2img bad strength"
+expect 1 "img2img size other than the image's" -- "$bin" img2img "a square" --model "$model" --init-image "$init" --width 64 --output "$work/i2i-w.png"
+
+# Inpainting: a 9-channel inpainting UNet and the default (4-channel) model.
+inpaint_model="$(dirname "$0")/Fixtures/tiny-inpaint"
+mask="$(dirname "$0")/Fixtures/inpaint/mask.png"
+expect 0 "inpaint help" -- "$bin" inpaint --help
+expect 0 "inpaint with a 9-channel UNet" -- "$bin" inpaint "a red circle" --model "$inpaint_model" --init-image "$init" \
+    --mask "$mask" --steps 3 --seed 1 --output "$work/inpaint9.png"
+expect 0 "inpaint with the default model" -- "$bin" inpaint "a red circle" --init-image "$init" --mask "$mask" \
+    --steps 3 --strength 0.9 --seed 1 --output "$work/inpaint4.png"
+for file in "$work/inpaint9.png" "$work/inpaint4.png"; do
+    if [ -s "$file" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $file not written"; fi
+done
+expect 1 "inpaint with a mask of another size" -- "$bin" inpaint "x" --model "$model" --init-image "$init" --mask "$odd" \
+    --output "$work/inpaint-size.png"
+no_file "$work/inpaint-size.png" "inpaint mask size"
+grep -q "the mask must have the init image's size" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: mask-size message unclear: $(cat "$work/stderr")"; }
+expect 1 "inpaint with a bad mask PNG" -- "$bin" inpaint "x" --model "$model" --init-image "$init" \
+    --mask "$(dirname "$0")/Fixtures/png/bad_crc.png" --output "$work/inpaint-bad.png"
+no_file "$work/inpaint-bad.png" "inpaint bad mask"
+expect 2 "inpaint without a mask" -- "$bin" inpaint "x" --model "$model" --init-image "$init" --output "$work/inpaint-none.png"
+expect 1 "text to image with an inpainting model" -- "$bin" generate "x" --model "$inpaint_model" --steps 2 --width 16 --height 16 \
+    --output "$work/gen9.png"
+no_file "$work/gen9.png" "text to image with an inpainting model"
+grep -q "takes 9 input channels (an inpainting model)" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: 9-channel message unclear: $(cat "$work/stderr")"; }
+
 expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
 expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent

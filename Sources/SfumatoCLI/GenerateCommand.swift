@@ -15,6 +15,124 @@ struct GenerateCommand: ParsableCommand {
         """
     )
 
+    @OptionGroup var options: GenerationOptions
+
+    func run() throws { try options.draw(initImage: nil, strength: 1) }
+}
+
+struct ImageToImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "img2img",
+        abstract: "Redraw a PNG from a text prompt (image to image) and save it with its generation parameters.",
+        discussion: """
+        The init image is encoded by the VAE, noised to the level --strength gives and denoised for the last \
+        int(steps * strength) steps, as diffusers' StableDiffusionImg2ImgPipeline does for the same seed. \
+        \(InitImageOptions.sizeRules) Every other option is generate's.
+        """
+    )
+
+    @OptionGroup var image: InitImageOptions
+
+    @Option(help: "How much to change it, 0...1: 1 starts from pure noise, 0.3 keeps most of the picture.")
+    var strength = 0.8
+
+    @OptionGroup var options: GenerationOptions
+
+    func validate() throws { try checkStrength(strength, steps: options.steps) }
+
+    func run() throws { try options.draw(initImage: try image.load(options).sized, strength: strength) }
+}
+
+struct InpaintCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inpaint",
+        abstract: "Redraw the masked part of a PNG from a text prompt and save it with its generation parameters.",
+        discussion: """
+        The mask is a PNG of the init image's size: light (at least half gray) where the picture is redrawn, \
+        dark where it is kept. Inpainting models (a UNet with 9 input channels) see the mask and the masked \
+        picture, as diffusers' StableDiffusionInpaintPipeline runs them; ordinary models keep the unmasked \
+        part by blending the noised init latents back in after every step, as that pipeline does for them. \
+        The same seed gives diffusers' image. \(InitImageOptions.sizeRules) Every other option is generate's.
+        """
+    )
+
+    @OptionGroup var image: InitImageOptions
+
+    @Option(help: "The mask PNG: light where the picture is redrawn, dark where it is kept.")
+    var mask: String
+
+    @Option(help: "How much to change the masked part, 0...1 (1, the default: from pure noise).")
+    var strength = 1.0
+
+    @OptionGroup var options: GenerationOptions
+
+    func validate() throws { try checkStrength(strength, steps: options.steps) }
+
+    func run() throws {
+        let (original, picture) = try image.load(options)
+        let maskImage = try readPNG(path: mask)
+        guard maskImage.width == original.width, maskImage.height == original.height else {
+            throw ImageInputError("\(mask) is \(maskImage.width)x\(maskImage.height) but the init image is "
+                                  + "\(original.width)x\(original.height); the mask must have the init image's size")
+        }
+        // Resized with the picture (Lanczos, then binarized by the pipeline, as diffusers' mask processor).
+        try options.draw(initImage: picture, strength: strength,
+                         mask: try maskImage.resized(width: picture.width, height: picture.height))
+    }
+}
+
+/// `--strength` lies in [0, 1] and leaves at least one step to run.
+func checkStrength(_ strength: Double, steps: Int) throws {
+    guard strength.isFinite, strength >= 0, strength <= 1 else { throw ValidationError("--strength must be between 0 and 1, not \(strength)") }
+    guard Int(Double(steps) * strength) >= 1 else {
+        throw ValidationError("--strength \(strength) with --steps \(steps) runs no denoising step (int(steps * strength) is 0)")
+    }
+}
+
+/// The picture img2img and inpaint start from, and how its size becomes the output size.
+struct InitImageOptions: ParsableArguments {
+    static let sizeRules = """
+        The output has the init image's size: width and height must be multiples of 8, or give --resize to \
+        resize it to the multiples of 8 below (Lanczos, as diffusers resizes). --width and --height, when \
+        given, must match the image, or with --resize are the size it is resized to. Transparent pixels \
+        are composited over white.
+        """
+
+    @Option(help: "The PNG to start from (1 to 16 bits; gray, palette, RGB, with or without alpha).")
+    var initImage: String
+
+    @Flag(help: "Resize the init image (Lanczos) to --width x --height, or to the multiples of 8 below its sides.")
+    var resize = false
+
+    /// The init image as read, and at the output size: --width/--height when given, else its sides
+    /// rounded down to multiples of 8 (a size other than its own needs --resize).
+    func load(_ options: GenerationOptions) throws -> (original: RGBImage, sized: RGBImage) {
+        let image = try readPNG(path: initImage)
+        let width = options.width ?? image.width - image.width % 8
+        let height = options.height ?? image.height - image.height % 8
+        if (width, height) != (image.width, image.height) {
+            guard resize else {
+                let reason = options.width == nil && options.height == nil
+                    ? "width and height must be multiples of 8" : "--width and --height ask for \(width)x\(height)"
+                throw ImageInputError("\(initImage) is \(image.width)x\(image.height); \(reason) "
+                                      + "(give --resize to resize it to \(width)x\(height))")
+            }
+            guard width >= 8, height >= 8 else {
+                throw ImageInputError("\(initImage) is \(image.width)x\(image.height), too small to resize: each side must be at least 8")
+            }
+        }
+        return (image, try image.resized(width: width, height: height))
+    }
+}
+
+/// An init image the command line cannot use; the message names the file and the fix.
+struct ImageInputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The options every drawing command shares (one definition, so generate and img2img stay alike).
+struct GenerationOptions: ParsableArguments {
     @Argument(help: "What to draw.")
     var prompt: String
 
@@ -39,10 +157,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed (torch-compatible); random when not given, and printed.")
     var seed: UInt64?
 
-    @Option(help: "Image width in pixels, a multiple of 8. Default: the model's native size.")
+    @Option(help: "Image width in pixels, a multiple of 8. Default: the model's native size (img2img: the init image's).")
     var width: Int?
 
-    @Option(help: "Image height in pixels, a multiple of 8. Default: the model's native size.")
+    @Option(help: "Image height in pixels, a multiple of 8. Default: the model's native size (img2img: the init image's).")
     var height: Int?
 
     @Option(help: "Number of images; image i uses seed + i.")
@@ -71,7 +189,9 @@ struct GenerateCommand: ParsableCommand {
         if let saveIntermediates { try checkWritableFolder(saveIntermediates, option: "--save-intermediates", create: true) }
     }
 
-    func run() throws {
+    /// Loads the model and draws `batchCount` images: text to image, or image to image from `initImage`
+    /// (inpainting with `mask`).
+    func draw(initImage: RGBImage?, strength: Double, mask: RGBImage? = nil) throws {
         let status = StatusLine(quiet: quiet)
         if let threads { Runtime.setThreads(threads) }
         let blas = BLASInfo.current()
@@ -89,7 +209,8 @@ struct GenerateCommand: ParsableCommand {
         for index in 0..<batchCount {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
-                seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind)
+                seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind,
+                initImage: initImage, strength: strength, mask: mask)
             let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
             // An intermediate that cannot be written stops the run and is reported, not skipped.
             var intermediateError: (any Error)?
@@ -114,8 +235,9 @@ struct GenerateCommand: ParsableCommand {
                 throw intermediateError ?? error
             }
             status.finishProgress()
-            let metadata = A1111Parameters(request: request, scheduler: kind, width: width ?? pipeline.defaultWidth,
-                                           height: height ?? pipeline.defaultHeight, model: pipeline.modelName)
+            let size = pipeline.outputSize(request)
+            let metadata = A1111Parameters(request: request, scheduler: kind, width: size.width, height: size.height,
+                                           model: pipeline.modelName)
             try writePNG(pipeline.decode(latents), to: path, text: [("parameters", metadata.text)])
             status.message("wrote \(path) (seed \(request.seed))")
         }

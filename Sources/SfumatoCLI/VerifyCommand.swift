@@ -58,6 +58,12 @@ struct VerifyCommand: ParsableCommand {
         let (image, vaeSeconds) = try timed { try pipeline.vae.decode(latents) }
         report("VAE decode \(latents.shape[2])x\(latents.shape[3])", image, try file.tensor("vae.output"), seconds: vaeSeconds)
 
+        let pixels = try file.tensor("vae_encoder.image")
+        let (posterior, encodeSeconds) = try timed { try pipeline.vae.encode(pixels) }
+        let side = "\(pixels.shape[2])x\(pixels.shape[3])"
+        report("VAE encode \(side) mean", posterior.mean, try file.tensor("vae_encoder.mean"), seconds: encodeSeconds)
+        report("VAE encode \(side) std", posterior.standardDeviation, try file.tensor("vae_encoder.std"), seconds: 0)
+
         guard worst <= tolerance else {
             print("FAILED: worst relative error \(worst) is above \(tolerance)")
             throw ExitCode(1)

@@ -1,7 +1,8 @@
 """PNG reader fixtures written by hand (zlib + struct, no Pillow) and diffusers' image postprocessing.
 
 Tests/Fixtures/png/*.png: small images in colour types the reader must convert to RGB, plus
-broken files. expected.json maps each good file to its width, height and RGB bytes (alpha dropped).
+broken files. expected.json maps each good file to its width, height and RGB bytes (transparency
+composited over white, the reader's documented rule).
 Tests/Fixtures/png/postprocess.safetensors: decoded tensors and the uint8 pixels diffusers makes of them.
 """
 import json
@@ -50,24 +51,53 @@ def main() -> None:
     grid = [[pixel(x, y) for x in range(W)] for y in range(H)]
     alpha = lambda x, y: (x * 60 + y * 3) % 256  # noqa: E731
 
-    write("rgba.png", png(W, H, 8, 6, [bytes(v for x in range(W) for v in grid[y][x] + (alpha(x, y),)) for y in range(H)]))
-    expect("rgba.png", grid)
+    def over_white(c, a):  # round((c * a + 255 * (255 - a)) / 255); an exact .5 cannot occur
+        return (c * a + 255 * (255 - a) + 127) // 255
+
+    def composite(rows):  # rows of (r, g, b, a) -> rows of (r, g, b)
+        return [[tuple(over_white(c, p[3]) for c in p[:3]) for p in row] for row in rows]
+
+    rgba = [[grid[y][x] + (alpha(x, y),) for x in range(W)] for y in range(H)]
+    write("rgba.png", png(W, H, 8, 6, [bytes(v for p in row for v in p) for row in rgba]))
+    expect("rgba.png", composite(rgba))
+    # 16-bit RGBA with samples v * 257: reduced exactly to v, then composited.
+    write("rgba16.png", png(W, H, 16, 6, [b"".join(struct.pack(">H", v * 257) for p in row for v in p) for row in rgba]))
+    expect("rgba16.png", composite(rgba))
 
     gray = [[(x * 40 + y * 9) % 256 for x in range(W)] for y in range(H)]
     write("gray.png", png(W, H, 8, 0, [bytes(gray[y]) for y in range(H)]))
     expect("gray.png", [[(g, g, g) for g in row] for row in gray])
 
+    gray_alpha = [[(gray[y][x],) * 3 + (alpha(x, y),) for x in range(W)] for y in range(H)]
     write("gray_alpha.png", png(W, H, 8, 4, [bytes(v for x in range(W) for v in (gray[y][x], alpha(x, y))) for y in range(H)]))
-    expect("gray_alpha.png", [[(g, g, g) for g in row] for row in gray])
+    expect("gray_alpha.png", composite(gray_alpha))
+    write("gray16.png", png(W, H, 16, 0, [b"".join(struct.pack(">H", g * 257) for g in gray[y]) for y in range(H)]))
+    expect("gray16.png", [[(g, g, g) for g in row] for row in gray])
+    # 2-bit gray, packed four pixels a byte (rows padded to whole bytes): levels 0, 85, 170, 255.
+    levels = [[(x + y) % 4 for x in range(W)] for y in range(H)]
+
+    def pack2(row):
+        padded = row + [0] * (-len(row) % 4)
+        return bytes((padded[i] << 6) | (padded[i + 1] << 4) | (padded[i + 2] << 2) | padded[i + 3] for i in range(0, len(padded), 4))
+    write("gray2.png", png(W, H, 2, 0, [pack2(levels[y]) for y in range(H)]))
+    expect("gray2.png", [[(v * 85,) * 3 for v in row] for row in levels])
 
     palette = [(10, 20, 30), (200, 100, 0), (0, 255, 128), (255, 255, 255)]
     index = [[(x + 2 * y) % 4 for x in range(W)] for y in range(H)]
     plte = chunk(b"PLTE", bytes(v for p in palette for v in p))
     write("palette.png", png(W, H, 8, 3, [bytes(index[y]) for y in range(H)], plte))
     expect("palette.png", [[palette[i] for i in row] for row in index])
-    # Transparent palette entries: the colour stays, the alpha is dropped.
-    write("palette_trns.png", png(W, H, 8, 3, [bytes(index[y]) for y in range(H)], plte + chunk(b"tRNS", bytes([0, 128]))))
-    expect("palette_trns.png", [[palette[i] for i in row] for row in index])
+    # Transparent palette entries (tRNS: entry 0 clear, entry 1 half) are composited over white.
+    trns = [0, 128, 255, 255]
+    write("palette_trns.png", png(W, H, 8, 3, [bytes(index[y]) for y in range(H)], plte + chunk(b"tRNS", bytes(trns[:2]))))
+    expect("palette_trns.png", composite([[palette[i] + (trns[i],) for i in row] for row in index]))
+    # 4-bit palette, two pixels a byte.
+
+    def pack4(row):
+        padded = row + [0] * (len(row) % 2)
+        return bytes((padded[i] << 4) | padded[i + 1] for i in range(0, len(padded), 2))
+    write("palette4.png", png(W, H, 4, 3, [pack4(index[y]) for y in range(H)], plte))
+    expect("palette4.png", [[palette[i] for i in row] for row in index])
 
     # 16-bit samples v * 257 reduce exactly to v.
     write("rgb16.png", png(W, H, 16, 2, [b"".join(struct.pack(">H", v * 257) for x in range(W) for v in grid[y][x]) for y in range(H)]))

@@ -4,7 +4,8 @@ PyTorch/diffusers, written as a reference for `sfumato verify` to compare agains
 Writes into .cache/sd15-random/ (git-ignored): a diffusers folder (fp32), a single-file original
 checkpoint made from it, and reference.safetensors with inputs and torch outputs. Reuses what
 is already there, so a second run only recomputes what is missing. `--model-only` stops after
-the diffusers folder (what `make bench-compare` needs).
+the diffusers folder (what `make bench-compare` needs). Also draws init-256.png, the input of the
+VAE encoder check and of the image-to-image comparison.
 """
 import json
 import os
@@ -28,11 +29,14 @@ VOCAB = os.path.join(ROOT, ".cache", "clip-vocab")
 # Text to image at 256x256 for two samplers: diffusers' images, for `sfumato generate` to match.
 PROMPT, NEGATIVE, SEED, STEPS = "a photograph of an astronaut riding a horse", "blurry", 42, 8
 SAMPLERS = {"pndm": "PNDMScheduler", "euler-a": "EulerAncestralDiscreteScheduler"}
+# Image to image at 256x256 from INIT (drawn here), for `sfumato img2img` to match.
+INIT = os.path.join(CACHE, "init-256.png")
+IMG2IMG = dict(scheduler="euler-a", strength=0.6)
 if len(sys.argv) > 1 and sys.argv[1] == "--compare":
     import numpy as np
     from PIL import Image
     failed = False
-    for name in SAMPLERS:
+    for name in list(SAMPLERS) + ["img2img"]:
         ours = np.asarray(Image.open(os.path.join(CACHE, f"ours-{name}.png")).convert("RGB")).astype(int)
         theirs = np.asarray(Image.open(os.path.join(CACHE, f"torch-{name}.png")).convert("RGB")).astype(int)
         close = float((np.abs(ours - theirs) <= 2).mean())
@@ -124,6 +128,29 @@ if not os.path.exists(REFERENCE):
         print(f"torch VAE decode 64x64 latents: {time.time() - start:.2f} s", flush=True)
         out.update({"vae.latents": latents, "vae.output": decoded})
     save_file({k: v.float().clone().contiguous() for k, v in out.items()}, REFERENCE)
+
+
+def init_image():
+    """A 256x256 picture with smooth areas and edges (the VAE encoder's and img2img's input)."""
+    import numpy as np
+    from PIL import Image
+    if not os.path.exists(INIT):
+        y, x = np.mgrid[0:256, 0:256].astype(np.float32)
+        disc = ((x - 150) ** 2 + (y - 110) ** 2 < 60 ** 2).astype(np.float32)
+        rgb = np.stack([x / 255 * 200 + disc * 55, y / 255 * 180 + 40 * (1 - disc), 255 - x * 0.4 - y * 0.3], axis=-1)
+        Image.fromarray(np.clip(rgb, 0, 255).round().astype(np.uint8), "RGB").save(INIT)
+    return Image.open(INIT).convert("RGB")
+
+
+# The VAE encoder (added later than the rest: older reference files get it appended).
+reference = load_file(REFERENCE)
+if "vae_encoder.image" not in reference:
+    from diffusers.image_processor import VaeImageProcessor
+    image = VaeImageProcessor(vae_scale_factor=8).preprocess(init_image())
+    with torch.no_grad():
+        posterior = vae.encode(image).latent_dist
+    reference.update({"vae_encoder.image": image, "vae_encoder.mean": posterior.mean, "vae_encoder.std": posterior.std})
+    save_file({k: v.float().clone().contiguous() for k, v in reference.items()}, REFERENCE)
 print("reference ready:", REFERENCE)
 
 import diffusers  # noqa: E402
@@ -141,5 +168,21 @@ for name, class_name in SAMPLERS.items():
     image = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=STEPS, guidance_scale=7.5, width=256, height=256,
                  generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
     print(f"torch {name} 256x256, {STEPS} steps: {time.time() - start:.1f} s", flush=True)
+    image.save(path)
+
+from diffusers import StableDiffusionImg2ImgPipeline  # noqa: E402
+
+path = os.path.join(CACHE, "torch-img2img.png")
+if not os.path.exists(path):
+    img2img = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+    img2img.set_progress_bar_config(disable=True)
+    # The sampler switched from the model's own scheduler config, as `--scheduler` does.
+    model_scheduler = PNDMScheduler.from_pretrained(os.path.join(FOLDER, "scheduler")).config
+    img2img.scheduler = getattr(diffusers, SAMPLERS[IMG2IMG["scheduler"]]).from_config(model_scheduler)
+    import time
+    start = time.time()
+    image = img2img(PROMPT, image=init_image(), strength=IMG2IMG["strength"], negative_prompt=NEGATIVE,
+                    num_inference_steps=STEPS, guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
+    print(f"torch img2img 256x256, strength {IMG2IMG['strength']}, {STEPS} steps: {time.time() - start:.1f} s", flush=True)
     image.save(path)
 

@@ -42,16 +42,32 @@ import Testing
         #expect(try readPNGText(path: path).isEmpty)
     }
 
+    /// Gray, gray + alpha, palette (with tRNS, 4-bit), 2/8/16-bit, RGBA, interlaced: RGB with transparency over white.
     @Test func readsOtherColourTypesAsRGB() throws {
         let json = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("png/expected.json")))
         let expected = try #require(try JSONSerialization.jsonObject(with: json) as? [String: [String: Any]])
-        #expect(expected.count == 7)
+        #expect(expected.count == 11)
         for (name, entry) in expected.sorted(by: { $0.key < $1.key }) {
             let rgb = try #require(entry["rgb"] as? [Int]).map(UInt8.init)
             let reference = try RGBImage(width: try #require(entry["width"] as? Int), height: try #require(entry["height"] as? Int), pixels: rgb)
             let image = try readPNG(path: Fixtures.path("png/\(name)"))
             #expect(image == reference, "\(name)")
         }
+    }
+
+    /// `--resize`: Pillow's Lanczos resize (diffusers' VaeImageProcessor.resize) byte for byte, for both
+    /// axes and each alone (Tests/Reference/fixtures_img2img.py).
+    @Test func resizesAsPillowLanczos() throws {
+        let source = try readPNG(path: Fixtures.path("img2img/resize_source.png"))
+        #expect(source.width == 61 && source.height == 45)
+        for (width, height) in [(56, 40), (56, 45), (61, 40)] {
+            let expected = try readPNG(path: Fixtures.path("img2img/resize_\(width)x\(height).png"))
+            let resized = try source.resized(width: width, height: height)
+            let differing = zip(resized.pixels, expected.pixels).filter { $0 != $1 }.count
+            #expect(resized.width == width && resized.height == height && differing == 0, "\(width)x\(height): \(differing) bytes differ from Pillow")
+        }
+        #expect(try source.resized(width: 61, height: 45) == source)
+        #expect(throws: ImageError.badSize(width: 0, height: 8)) { try source.resized(width: 0, height: 8) }
     }
 
     static func readError(_ path: String) -> PNGError? {

@@ -42,36 +42,49 @@ public func writePNG(_ image: RGBImage, to path: String, text: [(key: String, va
     try writeAtomically(encoded, to: path)
 }
 
-/// Reads any PNG (gray, palette, RGB, with or without alpha, 8 or 16 bits, interlaced) as 8-bit RGB.
-/// Alpha is dropped, not composited, which is what diffusers' `load_image` (PIL `convert("RGB")`) does.
-/// 16-bit samples are rounded to 8 bits (PIL truncates, so those may differ from PIL by one).
+/// Reads any PNG (gray, gray + alpha, palette, RGB, RGBA; 1 to 16 bits; interlaced) as 8-bit RGB
+/// through libpng's simplified API, which does the format conversions.
+/// Transparency (an alpha channel or a palette's tRNS) is composited over white: a transparent
+/// background reads as white paper, never as whatever colour its invisible pixels hold. (diffusers'
+/// `load_image` drops alpha instead; flatten such images yourself to compare with it.)
+/// 16-bit samples are rounded to 8 bits first (PIL truncates, so those may differ from PIL by one).
 public func readPNG(path: String) throws(PNGError) -> RGBImage {
     let data = try readFile(path)
-    var image = png_image()
-    image.version = UInt32(PNG_IMAGE_VERSION)
-    defer { png_image_free(&image) }
-    let begun = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-    guard begun != 0 else { throw .invalidPNG(path: path, reason: libpngMessage(image)) }
-    let width = Int(image.width), height = Int(image.height)
-    guard width <= RGBImage.maxSide, height <= RGBImage.maxSide else {
-        throw .tooLarge(path: path, width: width, height: height)
+    // libpng keeps reading `data` until finish_read: both calls stay inside one withUnsafeBytes,
+    // so the bytes cannot be freed (or reused) in between.
+    let decoded: Result<(width: Int, height: Int, rgba: [UInt8]), PNGError> = data.withUnsafeBytes { bytes in
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        defer { png_image_free(&image) }
+        guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
+            return .failure(.invalidPNG(path: path, reason: libpngMessage(image)))
+        }
+        let width = Int(image.width), height = Int(image.height)
+        guard width <= RGBImage.maxSide, height <= RGBImage.maxSide else {
+            return .failure(.tooLarge(path: path, width: width, height: height))
+        }
+        // RGBA output keeps libpng from compositing (it would do so in linear light); we composite the
+        // 8-bit values ourselves below, as image editors show a transparent image over white.
+        // 16-bit files without gAMA/sRGB are taken as sRGB like every other image (libpng would assume
+        // linear light and brighten them); PIL, which diffusers uses, keeps their values too.
+        // (Set after begin_read, which clears the struct.)
+        image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
+        image.format = UInt32(PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA)
+        var rgba = [UInt8](repeating: 0, count: width * height * 4)
+        let finished = rgba.withUnsafeMutableBytes {
+            png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * 4), nil)
+        }
+        guard finished != 0 else { return .failure(.invalidPNG(path: path, reason: libpngMessage(image))) }
+        return .success((width, height, rgba))
     }
-    // RGBA output keeps libpng from compositing; the alpha bytes are then skipped.
-    // 16-bit files without gAMA/sRGB are taken as sRGB like every other image (libpng would assume
-    // linear light and brighten them); PIL, which diffusers uses, keeps their values too.
-    // (Set after begin_read, which clears the struct.)
-    image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
-    image.format = UInt32(PNG_FORMAT_RGB | PNG_FORMAT_FLAG_ALPHA)
-    var rgba = [UInt8](repeating: 0, count: width * height * 4)
-    let finished = rgba.withUnsafeMutableBytes {
-        png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * 4), nil)
-    }
-    guard finished != 0 else { throw .invalidPNG(path: path, reason: libpngMessage(image)) }
+    let (width, height, rgba) = try decoded.get()
     let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { rgb, initialized in
         for index in 0..<(width * height) {
-            rgb[index * 3] = rgba[index * 4]
-            rgb[index * 3 + 1] = rgba[index * 4 + 1]
-            rgb[index * 3 + 2] = rgba[index * 4 + 2]
+            // (c * a + 255 * (255 - a)) / 255, rounded to nearest (an exact .5 cannot occur).
+            let alpha = Int(rgba[index * 4 + 3])
+            for channel in 0..<3 {
+                rgb[index * 3 + channel] = UInt8((Int(rgba[index * 4 + channel]) * alpha + 255 * (255 - alpha) + 127) / 255)
+            }
         }
         initialized = width * height * 3
     }

@@ -66,6 +66,25 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
+extension RGBImage {
+    /// The [1, 1, H, W] inpainting mask diffusers' mask processor makes of this image: Pillow's
+    /// `convert("L")` (ITU-R 601-2 luma in 16-bit fixed point), / 255 in float32, then 1 at 0.5 and
+    /// above (redrawn), 0 below (kept).
+    public func inpaintingMask() -> Tensor {
+        let plane = width * height
+        let result = Tensor(uninitializedShape: [1, 1, height, width])
+        let output = result.pointer
+        pixels.withUnsafeBufferPointer { bytes in
+            for index in 0..<plane {
+                let (red, green, blue) = (Int(bytes[index * 3]), Int(bytes[index * 3 + 1]), Int(bytes[index * 3 + 2]))
+                let luma = (red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16
+                output[index] = Float(luma) / 255 < 0.5 ? 0 : 1
+            }
+        }
+        return result
+    }
+}
+
 public enum ImageError: Error, Equatable, CustomStringConvertible {
     case badSize(width: Int, height: Int)
     case pixelCountMismatch(width: Int, height: Int, byteCount: Int)

@@ -8,7 +8,8 @@ public struct A1111Parameters: Sendable {
         if !request.negativePrompt.isEmpty { lines.append("Negative prompt: \(request.negativePrompt)") }
         let scale = request.guidanceScale == request.guidanceScale.rounded() ? String(Int(request.guidanceScale)) : "\(request.guidanceScale)"
         lines.append("Steps: \(request.steps), Sampler: \(scheduler.a1111Name), CFG scale: \(scale), Seed: \(request.seed), "
-                     + "Size: \(width)x\(height), Model: \(model)")
+                     + "Size: \(width)x\(height), Model: \(model)"
+                     + (request.initImage == nil ? "" : ", Denoising strength: \(request.strength)"))
         text = lines.joined(separator: "\n")
     }
 }

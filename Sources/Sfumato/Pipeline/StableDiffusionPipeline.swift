@@ -1,6 +1,6 @@
 import Foundation
 
-/// What to draw. Width and height default to the model's native size.
+/// What to draw. Width and height default to the model's native size (image to image: the init image's).
 public struct GenerationRequest: Sendable {
     public var prompt: String
     /// The unconditional text of classifier-free guidance ("" when not given).
@@ -12,9 +12,19 @@ public struct GenerationRequest: Sendable {
     public var height: Int?
     /// nil: the model's own scheduler (scheduler/scheduler_config.json's class).
     public var scheduler: SchedulerKind?
+    /// Image to image: the picture the run starts from (its size is the output size). nil: text to image.
+    public var initImage: RGBImage?
+    /// Image to image: how much of the schedule runs, in [0, 1] (diffusers' `strength`): 1 starts from pure
+    /// noise and keeps little of the image, 0.3 runs the last 30% of the steps and changes it only slightly.
+    public var strength: Double
+    /// Inpainting (needs `initImage`, same size): light where the picture is redrawn, dark where it is kept
+    /// (binarized at half gray as diffusers does). 9-channel inpainting UNets take it as input; ordinary
+    /// UNets keep the unmasked part by blending the noised init latents back in after every step.
+    public var mask: RGBImage?
 
     public init(prompt: String, negativePrompt: String = "", steps: Int = 25, guidanceScale: Float = 7.5,
-                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil) {
+                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil,
+                initImage: RGBImage? = nil, strength: Double = 0.8, mask: RGBImage? = nil) {
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.steps = steps
@@ -23,6 +33,9 @@ public struct GenerationRequest: Sendable {
         self.width = width
         self.height = height
         self.scheduler = scheduler
+        self.initImage = initImage
+        self.strength = strength
+        self.mask = mask
     }
 }
 
@@ -77,16 +90,22 @@ public final class StableDiffusionPipeline: Sendable {
         let unetConfig = try files.config(component: "unet", sd15Default: SD15Defaults.unet) { data, path in
             try UNet2DConditionConfig(json: data, path: path)
         }
-        unet = try UNet2DConditionModel(
-            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
-
         let vaeConfig = try files.config(component: "vae", sd15Default: SD15Defaults.vae) { data, _ in
             try JSONDecoder().decode(AutoencoderKLConfig.self, from: data)
         }
-        // Text to image needs only the decoder; image to image will load the encoder too.
+        // The UNet denoises the VAE's latents: the same channels out, and in (or 2L + 1 for an inpainting
+        // UNet, which also takes the mask and the masked image's latents).
+        let latent = vaeConfig.latentChannels
+        guard unetConfig.outChannels == latent, unetConfig.inChannels == latent || unetConfig.inChannels == 2 * latent + 1 else {
+            throw ModelLoadError.invalidConfig(
+                path: "\(files.displayName) unet",
+                reason: "the UNet has \(unetConfig.inChannels) input and \(unetConfig.outChannels) output channels; "
+                    + "with \(latent) VAE latent channels Stable Diffusion needs \(latent) in (\(2 * latent + 1) for inpainting) and \(latent) out")
+        }
+        unet = try UNet2DConditionModel(
+            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
         vae = try AutoencoderKL(
-            config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)),
-            loadEncoder: false)
+            config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)))
     }
 
     /// Pixels per latent cell (8 for SD: one per VAE downsampling level).
@@ -95,25 +114,56 @@ public final class StableDiffusionPipeline: Sendable {
     public var defaultWidth: Int { (unet.config.sampleSize?.last ?? 64) * vaeScaleFactor }
     public var defaultHeight: Int { (unet.config.sampleSize?.first ?? 64) * vaeScaleFactor }
 
+    /// The image size a request draws: the init image's for image to image, else the asked or native size.
+    public func outputSize(_ request: GenerationRequest) -> (width: Int, height: Int) {
+        if let image = request.initImage { return (image.width, image.height) }
+        return (request.width ?? defaultWidth, request.height ?? defaultHeight)
+    }
+
     /// Checks a request before any work; the message names the bad value.
     public func validate(_ request: GenerationRequest) throws(GenerationError) {
-        let width = request.width ?? defaultWidth
-        let height = request.height ?? defaultHeight
+        let (width, height) = outputSize(request)
         guard request.steps >= 1, request.steps <= 1000 else { throw .invalidRequest("steps must be between 1 and 1000, not \(request.steps)") }
         guard request.guidanceScale.isFinite else { throw .invalidRequest("guidance scale must be a finite number, not \(request.guidanceScale)") }
+        guard unet.config.inChannels == vae.config.latentChannels || request.mask != nil else {
+            throw .invalidRequest("this model's UNet takes \(unet.config.inChannels) input channels (an inpainting model): "
+                                  + "it needs an init image and a mask; text to image and image to image need \(vae.config.latentChannels)")
+        }
+        if let mask = request.mask {
+            guard let image = request.initImage else { throw .invalidRequest("a mask needs an init image to inpaint") }
+            guard mask.width == image.width, mask.height == image.height else {
+                throw .invalidRequest("the mask is \(mask.width)x\(mask.height) but the init image is \(image.width)x\(image.height); they must match")
+            }
+        }
+        if let image = request.initImage {
+            guard request.strength.isFinite, request.strength >= 0, request.strength <= 1 else {
+                throw .invalidRequest("strength must be between 0 and 1, not \(request.strength)")
+            }
+            guard imageToImageBeginIndex(steps: request.steps, strength: request.strength) < request.steps else {
+                throw .invalidRequest("strength \(request.strength) with \(request.steps) steps runs no denoising step "
+                                      + "(int(steps * strength) is 0); raise the strength or the steps")
+            }
+            for (name, asked, actual) in [("width", request.width, image.width), ("height", request.height, image.height)] {
+                if let asked, asked != actual {
+                    throw .invalidRequest("the request asks for \(name) \(asked) but the init image's \(name) is \(actual); "
+                                          + "image to image draws at the init image's size")
+                }
+            }
+        }
+        let subject = request.initImage == nil ? "" : "init image "
         for (name, value) in [("width", width), ("height", height)] {
             // Multiples of 8 as diffusers requires, and of the VAE's factor so latents tile the image.
             let multiple = max(8, vaeScaleFactor)
             guard value >= multiple, value % multiple == 0 else {
-                throw .invalidRequest("\(name) must be a positive multiple of \(multiple), not \(value)")
+                throw .invalidRequest("\(subject)\(name) must be a positive multiple of \(multiple), not \(value)")
             }
         }
-        // The VAE decoder's widest activations dominate memory: about 6 live float maps of its
-        // widest channel count at full resolution.
+        // The VAE's widest activations dominate memory: about 6 live float maps of its
+        // widest channel count at full resolution (decoder, and encoder for image to image).
         let bytes = 6 * Double(vae.config.blockOutChannels.first ?? 128) * Double(width) * Double(height) * 4
         let available = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes < 0.75 * available else {
-            throw .invalidRequest(String(format: "%dx%d needs about %.0f GB for the VAE decode, more than this machine's %.0f GB",
+            throw .invalidRequest(String(format: "%dx%d needs about %.0f GB for the VAE, more than this machine's %.0f GB",
                                          width, height, bytes / 1e9, available / 1e9))
         }
     }
@@ -122,9 +172,7 @@ public final class StableDiffusionPipeline: Sendable {
     public func generateLatents(_ request: GenerationRequest,
                                 progress: (GenerationProgress) -> Bool = { _ in true }) throws -> Tensor {
         try validate(request)
-        let start = DispatchTime.now().uptimeNanoseconds
-        let width = request.width ?? defaultWidth
-        let height = request.height ?? defaultHeight
+        let startTime = DispatchTime.now().uptimeNanoseconds
         // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
         let guided = request.guidanceScale > 1
         let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
@@ -133,24 +181,93 @@ public final class StableDiffusionPipeline: Sendable {
         var scheduler = try makeScheduler(kind: try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig),
                                           config: schedulerConfig, steps: request.steps)
         var random: any RandomSource = TorchRandom(seed: request.seed)
-        let latentShape = [1, unet.config.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
-        var latents = scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma)
+        let start = try startingPoint(request, scheduler: scheduler, random: &random)
+        var latents = start.latents
+        let begin = start.begin
+        // An inpainting UNet's extra input channels, one copy per guidance batch entry.
+        let extraInput = start.extraInput.map { guided ? concat([$0, $0], axis: 0) : $0 }
 
-        for (index, timestep) in scheduler.timesteps.enumerated() {
+        let totalSteps = scheduler.timesteps.count - begin
+        for index in begin..<scheduler.timesteps.count {
+            let timestep = scheduler.timesteps[index]
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
-            let batch = guided ? concat([input, input], axis: 0) : input
+            var batch = guided ? concat([input, input], axis: 0) : input
+            if let extraInput { batch = concat([batch, extraInput], axis: 1) }
             let noise = try unet(batch, timestep: timestep, encoderHiddenStates: textStates)
             let prediction = guided
                 ? classifierFreeGuidance(unconditional: noise.slice(0..<1), conditional: noise.slice(1..<2), scale: request.guidanceScale)
                 : noise
             let step = scheduler.step(modelOutput: prediction, stepIndex: index, sample: latents, random: &random)
             latents = step.prevSample
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let report = GenerationProgress(step: index + 1, totalSteps: scheduler.timesteps.count, elapsed: elapsed,
+            if let blend = start.blend {
+                // Outside the mask: the init latents noised to the next step's level (clean after the last).
+                let kept = index + 1 < scheduler.timesteps.count
+                    ? scheduler.addNoise(blend.imageLatents, noise: blend.noise, stepIndex: index + 1) : blend.imageLatents
+                latents = blendMasked(original: kept, generated: latents, mask: blend.mask)
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - startTime) / 1e9
+            let report = GenerationProgress(step: index - begin + 1, totalSteps: totalSteps, elapsed: elapsed,
                                             latents: latents, predictedOriginal: step.predictedOriginal)
-            guard progress(report) else { throw GenerationError.cancelled(afterStep: index + 1) }
+            guard progress(report) else { throw GenerationError.cancelled(afterStep: index - begin + 1) }
         }
         return latents
+    }
+
+    /// Where the denoising loop starts, and what inpainting adds to each step.
+    private struct StartingPoint {
+        var begin = 0
+        var latents: Tensor
+        /// 9-channel UNets: the latent-size mask and the masked image's latents, concatenated after the latents.
+        var extraInput: Tensor?
+        /// 4-channel UNets inpainting: the init latents, their noise and the latent-size mask.
+        var blend: (imageLatents: Tensor, noise: Tensor, mask: Tensor)?
+    }
+
+    /// The first latents, with the random draws in diffusers' order for each mode.
+    private func startingPoint(_ request: GenerationRequest, scheduler: any Scheduler,
+                               random: inout any RandomSource) throws -> StartingPoint {
+        let (width, height) = outputSize(request)
+        let latentShape = [1, vae.config.latentChannels, height / vaeScaleFactor, width / vaeScaleFactor]
+        guard let image = request.initImage else {
+            return StartingPoint(latents: scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma))
+        }
+        let begin = imageToImageBeginIndex(steps: request.steps, strength: request.strength)
+        let pixels = image.normalizedTensor()
+        guard let maskImage = request.mask else {
+            // StableDiffusionImg2ImgPipeline: the encoder's sample, then the noise of add_noise.
+            let clean = try encodeLatents(pixels, random: &random)
+            return StartingPoint(begin: begin, latents: scheduler.addNoise(clean, noise: random.normal(shape: clean.shape), stepIndex: begin))
+        }
+        // StableDiffusionInpaintPipeline: the image's sample (when it is used), the noise, then the masked
+        // image's sample; strength 1 starts from pure noise rather than add_noise.
+        let fromNoise = request.strength == 1
+        let mask = maskImage.inpaintingMask()
+        let latentMask = nearestResized(mask, height: latentShape[2], width: latentShape[3])
+        if unet.config.inChannels != vae.config.latentChannels {
+            let clean = fromNoise ? nil : try encodeLatents(pixels, random: &random)
+            let noise = random.normal(shape: latentShape)
+            let latents = clean.map { scheduler.addNoise($0, noise: noise, stepIndex: begin) } ?? scaled(noise, by: scheduler.initNoiseSigma)
+            let masked = try encodeLatents(keepingUnmasked(pixels, mask: mask), random: &random)
+            return StartingPoint(begin: begin, latents: latents, extraInput: concat([latentMask, masked], axis: 1))
+        }
+        let clean = try encodeLatents(pixels, random: &random)
+        let noise = random.normal(shape: latentShape)
+        let latents = fromNoise ? scaled(noise, by: scheduler.initNoiseSigma) : scheduler.addNoise(clean, noise: noise, stepIndex: begin)
+        // diffusers encodes the masked image for ordinary UNets too and leaves it unused: only its draw matters.
+        _ = random.normal(shape: latentShape)
+        return StartingPoint(begin: begin, latents: latents, blend: (clean, noise, latentMask))
+    }
+
+    /// An image's latents as image to image starts from them: a sample of the VAE encoder's latent
+    /// distribution drawn from `random` (diffusers' `latent_dist.sample(generator)`), times the scaling factor.
+    public func encodeLatents(_ image: RGBImage, random: inout any RandomSource) throws -> Tensor {
+        try encodeLatents(image.normalizedTensor(), random: &random)
+    }
+
+    /// The same for pixels already in [-1, 1], shape [1, 3, H, W].
+    func encodeLatents(_ pixels: Tensor, random: inout any RandomSource) throws -> Tensor {
+        let distribution = try vae.encode(pixels)
+        return scaled(distribution.sample(using: &random), by: vae.config.scalingFactor)
     }
 
     /// Latents to an 8-bit RGB image through the VAE decoder.

@@ -31,6 +31,10 @@ public struct DDIMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        varianceAddNoise(original, noise: noise, alphaCumprod: alphasCumprod[Int(timesteps[stepIndex])])
+    }
+
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout any RandomSource) -> SchedulerStep {
         precondition(timesteps.indices.contains(stepIndex), "DDIM step \(stepIndex) outside 0..<\(timesteps.count)")
         let t = Int(timesteps[stepIndex])

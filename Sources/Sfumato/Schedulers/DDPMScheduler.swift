@@ -67,6 +67,10 @@ public struct DDPMScheduler: Scheduler {
         return SchedulerStep(prevSample: prev, predictedOriginal: original)
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        varianceAddNoise(original, noise: noise, alphaCumprod: alphasCumprod[Int(timesteps[stepIndex])])
+    }
+
     /// The noise scale, as diffusers' `_get_variance` (clamped at 1e-20) and its use in `step`.
     private func standardDeviation(alphaProd: Float, alphaProdPrev: Float) -> Float {
         let currentBeta = 1 - alphaProd / alphaProdPrev
@@ -77,4 +81,10 @@ public struct DDPMScheduler: Scheduler {
         case .fixedLarge: return currentBeta.squareRoot()
         }
     }
+}
+
+/// sqrt(abar_t) * x0 + sqrt(1 - abar_t) * noise: the add_noise of DDPM, DDIM and PNDM (float32, torch's order).
+func varianceAddNoise(_ original: Tensor, noise: Tensor, alphaCumprod: Float) -> Tensor {
+    let signal = alphaCumprod.squareRoot(), deviation = (1 - alphaCumprod).squareRoot()
+    return LatentMath.map(original, noise) { x, z in signal * x + deviation * z }
 }

@@ -95,6 +95,12 @@ public struct DPMSolverMultistepScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
+    /// alpha_t * x0 + sigma_t * noise at the step's sigma.
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        let (alpha, sigma) = alphaSigma(sigmas[stepIndex])
+        return LatentMath.map(original, noise) { x, z in alpha * x + sigma * z }
+    }
+
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor,
                               random: inout any RandomSource) -> SchedulerStep {
         precondition(timesteps.indices.contains(stepIndex), "DPM-Solver step \(stepIndex) outside 0..<\(timesteps.count)")

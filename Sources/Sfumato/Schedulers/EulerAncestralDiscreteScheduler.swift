@@ -24,6 +24,10 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         initNoiseSigma = eulerInitNoiseSigma(sigmas: sigmas, spacing: spacing)
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        sigmaAddNoise(original, noise: noise, sigma: sigmas[stepIndex])
+    }
+
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
         eulerScaleModelInput(sample, sigma: sigmas[stepIndex])
     }

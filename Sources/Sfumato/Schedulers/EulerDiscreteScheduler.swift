@@ -34,6 +34,10 @@ public struct EulerDiscreteScheduler: Scheduler {
         self.initNoiseSigma = eulerInitNoiseSigma(sigmas: self.sigmas, spacing: spacing)
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        sigmaAddNoise(original, noise: noise, sigma: sigmas[stepIndex])
+    }
+
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
         eulerScaleModelInput(sample, sigma: sigmas[stepIndex])
     }
@@ -54,6 +58,11 @@ public struct EulerDiscreteScheduler: Scheduler {
 func eulerInitNoiseSigma(sigmas: [Float], spacing: TimestepSpacing) -> Float {
     let maximum = sigmas.max() ?? 0
     return spacing == .leading ? (maximum * maximum + 1).squareRoot() : maximum
+}
+
+/// x0 + noise * sigma: the add_noise of the sigma-parameterised samplers (Euler, Euler ancestral, LMS).
+func sigmaAddNoise(_ original: Tensor, noise: Tensor, sigma: Float) -> Tensor {
+    LatentMath.map(original, noise) { x, z in x + z * sigma }
 }
 
 /// sample / sqrt(sigma^2 + 1): the variance-preserving input the UNet was trained on.

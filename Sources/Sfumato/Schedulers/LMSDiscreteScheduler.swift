@@ -36,6 +36,10 @@ public struct LMSDiscreteScheduler: Scheduler {
         return slope * (x - Double(lower)) + low
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        sigmaAddNoise(original, noise: noise, sigma: sigmas[stepIndex])
+    }
+
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
         let sigma = sigmas[stepIndex]
         let scale = (sigma * sigma + 1).squareRoot()

@@ -55,6 +55,10 @@ public struct PNDMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        varianceAddNoise(original, noise: noise, alphaCumprod: alphasCumprod[Int(timesteps[stepIndex])])
+    }
+
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout any RandomSource) -> SchedulerStep {
         precondition(timesteps.indices.contains(stepIndex), "PNDM step \(stepIndex) outside 0..<\(timesteps.count)")
         precondition(modelOutput.shape == sample.shape && history.allSatisfy { $0.shape == sample.shape }

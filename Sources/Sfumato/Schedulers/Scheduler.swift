@@ -14,6 +14,18 @@ public protocol Scheduler {
     /// (epsilon, v or sample, as the config's prediction type says). Stochastic samplers
     /// draw their noise from `random`, in the order diffusers does.
     mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout any RandomSource) -> SchedulerStep
+    /// The forward process: clean latents `original` noised with `noise` to the level of `timesteps[stepIndex]`,
+    /// as diffusers' `add_noise` (after `set_begin_index(stepIndex)` for the classes that have it).
+    /// Image to image starts its loop at `stepIndex` from this sample.
+    func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor
+}
+
+/// The index of `timesteps` where image to image starts, as diffusers' img2img `get_timesteps`:
+/// the last `int(steps * strength)` inference steps run. Every sampler here has order 1, so the
+/// index counts entries of `timesteps` (PNDM's repeated warm-up entry included).
+public func imageToImageBeginIndex(steps: Int, strength: Double) -> Int {
+    let denoised = min(Int(Double(steps) * strength), steps)
+    return max(steps - denoised, 0)
 }
 
 public struct SchedulerStep {
