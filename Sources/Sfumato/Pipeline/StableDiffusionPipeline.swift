@@ -2,8 +2,10 @@ import Foundation
 
 /// What to draw. Width and height default to the model's native size.
 public struct GenerationRequest: Sendable {
+    /// In AUTOMATIC1111's syntax: `(word)`, `(word:1.5)`, `[word]`, `\(`, `BREAK`, any length
+    /// (chunks of 75 tokens); see `PromptParser` and `CLIPTokenizer.chunks`.
     public var prompt: String
-    /// The unconditional text of classifier-free guidance ("" when not given).
+    /// The unconditional text of classifier-free guidance ("" when not given), in the same syntax.
     public var negativePrompt: String
     public var steps: Int
     public var guidanceScale: Float
@@ -12,9 +14,12 @@ public struct GenerationRequest: Sendable {
     public var height: Int?
     /// nil: the model's own scheduler (scheduler/scheduler_config.json's class).
     public var scheduler: SchedulerKind?
+    /// AUTOMATIC1111's "Clip skip": 1 conditions on the text encoder's last layer, 2 on the penultimate one.
+    public var clipSkip: Int
 
     public init(prompt: String, negativePrompt: String = "", steps: Int = 25, guidanceScale: Float = 7.5,
-                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil) {
+                seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil,
+                clipSkip: Int = 1) {
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.steps = steps
@@ -23,6 +28,7 @@ public struct GenerationRequest: Sendable {
         self.width = width
         self.height = height
         self.scheduler = scheduler
+        self.clipSkip = clipSkip
     }
 }
 
@@ -95,12 +101,26 @@ public final class StableDiffusionPipeline: Sendable {
     public var defaultWidth: Int { (unet.config.sampleSize?.last ?? 64) * vaeScaleFactor }
     public var defaultHeight: Int { (unet.config.sampleSize?.first ?? 64) * vaeScaleFactor }
 
+    /// Longer prompts are refused: 64 chunks are 4800 tokens, far beyond any prompt that steers an image.
+    public static let maximumPromptChunks = 64
+
     /// Checks a request before any work; the message names the bad value.
     public func validate(_ request: GenerationRequest) throws(GenerationError) {
         let width = request.width ?? defaultWidth
         let height = request.height ?? defaultHeight
         guard request.steps >= 1, request.steps <= 1000 else { throw .invalidRequest("steps must be between 1 and 1000, not \(request.steps)") }
         guard request.guidanceScale.isFinite else { throw .invalidRequest("guidance scale must be a finite number, not \(request.guidanceScale)") }
+        let layers = textEncoder.config.numHiddenLayers
+        guard (1...layers).contains(request.clipSkip) else {
+            throw .invalidRequest("clip skip must be between 1 and \(layers) (the text encoder's layers), not \(request.clipSkip)")
+        }
+        for (name, text) in [("prompt", request.prompt), ("negative prompt", request.negativePrompt)] {
+            let chunks: Int
+            do { chunks = try tokenizer.chunks(text).count } catch { throw .invalidRequest(error.description) }
+            guard chunks <= Self.maximumPromptChunks else {
+                throw .invalidRequest("the \(name) needs \(chunks) chunks of \(tokenizer.maxLength - 2) tokens; at most \(Self.maximumPromptChunks) are allowed")
+            }
+        }
         for (name, value) in [("width", width), ("height", height)] {
             // Multiples of 8 as diffusers requires, and of the VAE's factor so latents tile the image.
             let multiple = max(8, vaeScaleFactor)
@@ -128,7 +148,10 @@ public final class StableDiffusionPipeline: Sendable {
         // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
         let guided = request.guidanceScale > 1
         let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
-        let textStates = try textEncoder(prompts.map { tokenizer.encode($0) })
+        let textStates = try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: request.clipSkip)
+        // Prompt and negative prompt of the same length run as one batch; otherwise each half runs
+        // with its own length, as AUTOMATIC1111 does unless told to pad them.
+        let batchedStates = textStates.count == 2 && textStates[0].shape == textStates[1].shape ? concat(textStates, axis: 0) : nil
 
         var scheduler = try makeScheduler(kind: try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig),
                                           config: schedulerConfig, steps: request.steps)
@@ -138,8 +161,14 @@ public final class StableDiffusionPipeline: Sendable {
 
         for (index, timestep) in scheduler.timesteps.enumerated() {
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
-            let batch = guided ? concat([input, input], axis: 0) : input
-            let noise = try unet(batch, timestep: timestep, encoderHiddenStates: textStates)
+            let noise = if !guided {
+                try unet(input, timestep: timestep, encoderHiddenStates: textStates[0])
+            } else if let batchedStates {
+                try unet(concat([input, input], axis: 0), timestep: timestep, encoderHiddenStates: batchedStates)
+            } else {
+                concat([try unet(input, timestep: timestep, encoderHiddenStates: textStates[0]),
+                        try unet(input, timestep: timestep, encoderHiddenStates: textStates[1])], axis: 0)
+            }
             let prediction = guided
                 ? classifierFreeGuidance(unconditional: noise.slice(0..<1), conditional: noise.slice(1..<2), scale: request.guidanceScale)
                 : noise
