@@ -158,3 +158,19 @@ import Testing
         try pipeline.validate(GenerationRequest(prompt: longest, clipSkip: 2))
     }
 }
+
+/// The PNG `parameters` text keeps the prompt as typed and records clip skip as A1111 does.
+@Suite struct A1111ParametersTests {
+    @Test func recordsPromptAndClipSkip() {
+        let prompt = #"a (red:1.3) fox, [blurry] \(x\) BREAK hills"#
+        var request = GenerationRequest(prompt: prompt, negativePrompt: "low (quality)", steps: 20, guidanceScale: 7, seed: 9, clipSkip: 2)
+        let text = A1111Parameters(request: request, scheduler: .eulerAncestral, width: 512, height: 512, model: "m").text
+        #expect(text == """
+            \(prompt)
+            Negative prompt: low (quality)
+            Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 9, Size: 512x512, Model: m, Clip skip: 2
+            """)
+        request.clipSkip = 1
+        #expect(!A1111Parameters(request: request, scheduler: .euler, width: 8, height: 8, model: "m").text.contains("Clip skip"))
+    }
+}

@@ -124,8 +124,11 @@ public struct CLIPTokenizer: Sendable {
 
     /// The vocabulary strings of `encode(text)` (byte symbols, `</w>` marking word ends), for display.
     public func tokens(_ text: String) -> [String] {
-        encode(text).map { tokenStrings[$0] ?? "" }
+        encode(text).map(tokenString)
     }
+
+    /// The vocabulary string of one id ("" for an id outside the vocabulary).
+    public func tokenString(_ id: Int32) -> String { tokenStrings[id] ?? "" }
 
     // MARK: Text to pieces
 
