@@ -103,6 +103,20 @@ grep -q "takes 9 input channels (an inpainting model)" "$work/stderr" && passed=
 
 expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
+expect 0 "tokenize with BREAK" -- "$bin" tokenize "a (red:1.2) BREAK circle" --model "$model"
+if [ "$(wc -w <"$work/stdout")" = 154 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize BREAK printed $(wc -w <"$work/stdout") ids"; fi
+expect 1 "tokenize with a bad weight" -- "$bin" tokenize "(a:1..2)" --model "$model"
+
+# A1111 prompt syntax and clip skip.
+expect 0 "weighted prompt with clip skip 2" -- "$bin" generate "a (red:1.3) circle, [blurry] BREAK blue" --negative-prompt "low quality" \
+    --model "$model" --steps 2 --width 16 --height 16 --seed 1 --clip-skip 2 --output "$work/skip.png"
+if grep -q "Model: tiny, Clip skip: 2" "$work/skip.png" && grep -q "a (red:1.3) circle, \[blurry\] BREAK blue" "$work/skip.png"; then
+    passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: skip.png lacks the prompt or Clip skip: 2"; fi
+expect 2 "clip skip 0" -- "$bin" generate "a cat" --model "$model" --clip-skip 0 --output "$work/h.png"
+expect 1 "clip skip beyond the layers" -- "$bin" generate "a cat" --model "$model" --clip-skip 3 --output "$work/i.png"
+no_file "$work/i.png" "clip skip beyond the layers"
+expect 1 "weight that is not a number" -- "$bin" generate "(a cat:1..2)" --model "$model" --output "$work/j.png"
+no_file "$work/j.png" "weight that is not a number"
 expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
 
 # The benchmark harness on the embedded default model: one JSON object with the documented keys,

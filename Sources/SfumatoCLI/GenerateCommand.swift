@@ -12,6 +12,9 @@ struct GenerateCommand: ParsableCommand {
         .safetensors checkpoint (give --tokenizer, or put a tokenizer/ folder beside it).
         The same model, prompt, negative prompt, seed, scheduler, steps, guidance and size give the image \
         diffusers gives.
+        Prompts use AUTOMATIC1111's syntax: (word) and [word] weigh a word by 1.1 and 1/1.1, (word:1.5) by \
+        1.5, \\( \\) \\[ \\] are literal brackets, BREAK starts a new chunk, and prompts longer than 75 \
+        tokens are encoded in chunks of 75. A prompt without any of this is encoded as diffusers encodes it.
         """
     )
 
@@ -133,7 +136,7 @@ struct ImageInputError: Error, CustomStringConvertible {
 
 /// The options every drawing command shares (one definition, so generate and img2img stay alike).
 struct GenerationOptions: ParsableArguments {
-    @Argument(help: "What to draw.")
+    @Argument(help: "What to draw, in AUTOMATIC1111's prompt syntax.")
     var prompt: String
 
     @Option(help: "What to steer away from (the unconditional text of classifier-free guidance).")
@@ -147,6 +150,9 @@ struct GenerationOptions: ParsableArguments {
 
     @Option(help: "Sampler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the model's own.")
     var scheduler: SchedulerKind?
+
+    @Option(help: "Condition on the text encoder's last layer (1) or an earlier one (2: the penultimate, as A1111's \"Clip skip\").")
+    var clipSkip = 1
 
     @Option(help: "Denoising steps.")
     var steps = 25
@@ -181,6 +187,7 @@ struct GenerationOptions: ParsableArguments {
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard guidanceScale.isFinite else { throw ValidationError("--guidance-scale must be a finite number") }
+        guard clipSkip >= 1 else { throw ValidationError("--clip-skip must be at least 1 (1 is the last layer)") }
         guard batchCount >= 1, batchCount <= 10_000 else { throw ValidationError("--batch-count must be between 1 and 10000") }
         try checkThreads(threads)
         try checkImageSize(width: width, height: height)
@@ -210,7 +217,7 @@ struct GenerationOptions: ParsableArguments {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
                 seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind,
-                initImage: initImage, strength: strength, mask: mask)
+                initImage: initImage, strength: strength, mask: mask, clipSkip: clipSkip)
             let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
             // An intermediate that cannot be written stops the run and is reported, not skipped.
             var intermediateError: (any Error)?

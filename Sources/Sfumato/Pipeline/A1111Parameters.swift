@@ -7,9 +7,12 @@ public struct A1111Parameters: Sendable {
         var lines = [request.prompt]
         if !request.negativePrompt.isEmpty { lines.append("Negative prompt: \(request.negativePrompt)") }
         let scale = request.guidanceScale == request.guidanceScale.rounded() ? String(Int(request.guidanceScale)) : "\(request.guidanceScale)"
-        lines.append("Steps: \(request.steps), Sampler: \(scheduler.a1111Name), CFG scale: \(scale), Seed: \(request.seed), "
-                     + "Size: \(width)x\(height), Model: \(model)"
-                     + (request.initImage == nil ? "" : ", Denoising strength: \(request.strength)"))
+        var settings = "Steps: \(request.steps), Sampler: \(scheduler.a1111Name), CFG scale: \(scale), Seed: \(request.seed), "
+            + "Size: \(width)x\(height), Model: \(model)"
+        if request.initImage != nil { settings += ", Denoising strength: \(request.strength)" }
+        // A1111 leaves out the default clip skip of 1.
+        if request.clipSkip > 1 { settings += ", Clip skip: \(request.clipSkip)" }
+        lines.append(settings)
         text = lines.joined(separator: "\n")
     }
 }

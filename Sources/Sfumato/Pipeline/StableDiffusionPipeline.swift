@@ -2,8 +2,10 @@ import Foundation
 
 /// What to draw. Width and height default to the model's native size (image to image: the init image's).
 public struct GenerationRequest: Sendable {
+    /// In AUTOMATIC1111's syntax: `(word)`, `(word:1.5)`, `[word]`, `\(`, `BREAK`, any length
+    /// (chunks of 75 tokens); see `PromptParser` and `CLIPTokenizer.chunks`.
     public var prompt: String
-    /// The unconditional text of classifier-free guidance ("" when not given).
+    /// The unconditional text of classifier-free guidance ("" when not given), in the same syntax.
     public var negativePrompt: String
     public var steps: Int
     public var guidanceScale: Float
@@ -21,10 +23,12 @@ public struct GenerationRequest: Sendable {
     /// (binarized at half gray as diffusers does). 9-channel inpainting UNets take it as input; ordinary
     /// UNets keep the unmasked part by blending the noised init latents back in after every step.
     public var mask: RGBImage?
+    /// AUTOMATIC1111's "Clip skip": 1 conditions on the text encoder's last layer, 2 on the penultimate one.
+    public var clipSkip: Int
 
     public init(prompt: String, negativePrompt: String = "", steps: Int = 25, guidanceScale: Float = 7.5,
                 seed: UInt64 = 0, width: Int? = nil, height: Int? = nil, scheduler: SchedulerKind? = nil,
-                initImage: RGBImage? = nil, strength: Double = 0.8, mask: RGBImage? = nil) {
+                initImage: RGBImage? = nil, strength: Double = 0.8, mask: RGBImage? = nil, clipSkip: Int = 1) {
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.steps = steps
@@ -36,6 +40,7 @@ public struct GenerationRequest: Sendable {
         self.initImage = initImage
         self.strength = strength
         self.mask = mask
+        self.clipSkip = clipSkip
     }
 }
 
@@ -120,6 +125,9 @@ public final class StableDiffusionPipeline: Sendable {
         return (request.width ?? defaultWidth, request.height ?? defaultHeight)
     }
 
+    /// Longer prompts are refused: 64 chunks are 4800 tokens, far beyond any prompt that steers an image.
+    public static let maximumPromptChunks = 64
+
     /// Checks a request before any work; the message names the bad value.
     public func validate(_ request: GenerationRequest) throws(GenerationError) {
         let (width, height) = outputSize(request)
@@ -150,6 +158,17 @@ public final class StableDiffusionPipeline: Sendable {
                 }
             }
         }
+        let layers = textEncoder.config.numHiddenLayers
+        guard (1...layers).contains(request.clipSkip) else {
+            throw .invalidRequest("clip skip must be between 1 and \(layers) (the text encoder's layers), not \(request.clipSkip)")
+        }
+        for (name, text) in [("prompt", request.prompt), ("negative prompt", request.negativePrompt)] {
+            let chunks: Int
+            do { chunks = try tokenizer.chunks(text).count } catch { throw .invalidRequest(error.description) }
+            guard chunks <= Self.maximumPromptChunks else {
+                throw .invalidRequest("the \(name) needs \(chunks) chunks of \(tokenizer.maxLength - 2) tokens; at most \(Self.maximumPromptChunks) are allowed")
+            }
+        }
         let subject = request.initImage == nil ? "" : "init image "
         for (name, value) in [("width", width), ("height", height)] {
             // Multiples of 8 as diffusers requires, and of the VAE's factor so latents tile the image.
@@ -176,7 +195,10 @@ public final class StableDiffusionPipeline: Sendable {
         // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
         let guided = request.guidanceScale > 1
         let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
-        let textStates = try textEncoder(prompts.map { tokenizer.encode($0) })
+        let textStates = try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: request.clipSkip)
+        // Prompt and negative prompt of the same length run as one batch; otherwise each half runs
+        // with its own length, as AUTOMATIC1111 does unless told to pad them.
+        let batchedStates = textStates.count == 2 && textStates[0].shape == textStates[1].shape ? concat(textStates, axis: 0) : nil
 
         var scheduler = try makeScheduler(kind: try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig),
                                           config: schedulerConfig, steps: request.steps)
@@ -184,16 +206,26 @@ public final class StableDiffusionPipeline: Sendable {
         let start = try startingPoint(request, scheduler: scheduler, random: &random)
         var latents = start.latents
         let begin = start.begin
-        // An inpainting UNet's extra input channels, one copy per guidance batch entry.
-        let extraInput = start.extraInput.map { guided ? concat([$0, $0], axis: 0) : $0 }
+        // An inpainting UNet's extra input channels (mask and masked image latents), appended to
+        // every batch entry the UNet sees.
+        let extraInput = start.extraInput
+        func withExtraInput(_ batch: Tensor) -> Tensor {
+            guard let extraInput else { return batch }
+            return concat([batch, batch.shape[0] == 1 ? extraInput : concat([extraInput, extraInput], axis: 0)], axis: 1)
+        }
 
         let totalSteps = scheduler.timesteps.count - begin
         for index in begin..<scheduler.timesteps.count {
             let timestep = scheduler.timesteps[index]
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
-            var batch = guided ? concat([input, input], axis: 0) : input
-            if let extraInput { batch = concat([batch, extraInput], axis: 1) }
-            let noise = try unet(batch, timestep: timestep, encoderHiddenStates: textStates)
+            let noise = if !guided {
+                try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0])
+            } else if let batchedStates {
+                try unet(withExtraInput(concat([input, input], axis: 0)), timestep: timestep, encoderHiddenStates: batchedStates)
+            } else {
+                concat([try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0]),
+                        try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[1])], axis: 0)
+            }
             let prediction = guided
                 ? classifierFreeGuidance(unconditional: noise.slice(0..<1), conditional: noise.slice(1..<2), scale: request.guidanceScale)
                 : noise

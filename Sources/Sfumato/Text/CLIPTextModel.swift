@@ -25,10 +25,17 @@ public final class CLIPTextModel: Sendable {
 
     /// Token ids [batch][length] (all rows the same length, at most max_position_embeddings)
     /// -> last hidden state [batch, length, hidden_size].
-    public func callAsFunction(_ ids: [[Int32]]) throws(ModelInputError) -> Tensor {
+    ///
+    /// `clipSkip` counts as AUTOMATIC1111 does: 1 is the last layer, 2 the penultimate one (the
+    /// output of all but the last layer, through the final layer norm, as A1111 and diffusers'
+    /// `clip_skip=1` take it), up to `num_hidden_layers` (the first layer only).
+    public func callAsFunction(_ ids: [[Int32]], clipSkip: Int = 1) throws(ModelInputError) -> Tensor {
         try validate(ids)
+        guard (1...config.numHiddenLayers).contains(clipSkip) else {
+            throw .clipSkip(model: "text encoder", value: clipSkip, layers: config.numHiddenLayers)
+        }
         var hidden = embed(ids)
-        for layer in layers { hidden = layer(hidden) }
+        for layer in layers.dropLast(clipSkip - 1) { hidden = layer(hidden) }
         return final_layer_norm(hidden)
     }
 

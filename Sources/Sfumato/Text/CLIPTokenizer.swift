@@ -112,10 +112,23 @@ public struct CLIPTokenizer: Sendable {
         return ids
     }
 
+    /// The text's tokens without start, end or padding, however many there are (for prompt chunking).
+    public func textTokens(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        appendTextTokens(of: text, to: &ids, limit: .max)
+        return ids
+    }
+
+    /// The id of `,</w>`, where AUTOMATIC1111 prefers to end a long prompt's chunk.
+    public var commaID: Int32? { vocabulary[",</w>"] }
+
     /// The vocabulary strings of `encode(text)` (byte symbols, `</w>` marking word ends), for display.
     public func tokens(_ text: String) -> [String] {
-        encode(text).map { tokenStrings[$0] ?? "" }
+        encode(text).map(tokenString)
     }
+
+    /// The vocabulary string of one id ("" for an id outside the vocabulary).
+    public func tokenString(_ id: Int32) -> String { tokenStrings[id] ?? "" }
 
     // MARK: Text to pieces
 

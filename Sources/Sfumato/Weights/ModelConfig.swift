@@ -22,6 +22,7 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(model: String, row: Int, position: Int, id: Int32, vocabularySize: Int)
     case shape(model: String, input: String, expected: String, found: [Int])
     case componentNotLoaded(model: String, component: String)
+    case clipSkip(model: String, value: Int, layers: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +32,7 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible {
         case let .tokenOutOfRange(model, row, position, id, vocabularySize): "\(model): token id \(id) at sequence \(row), position \(position) is outside the vocabulary 0..<\(vocabularySize)"
         case let .shape(model, input, expected, found): "\(model): \(input) has shape \(found), expected \(expected)"
         case let .componentNotLoaded(model, component): "\(model): the \(component) was not loaded"
+        case let .clipSkip(model, value, layers): "\(model): clip skip \(value) is outside 1...\(layers) (the model has \(layers) layers)"
         }
     }
 }
