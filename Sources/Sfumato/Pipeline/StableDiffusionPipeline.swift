@@ -78,6 +78,13 @@ public final class StableDiffusionPipeline: Sendable {
     public let schedulerConfig: SchedulerConfig
     /// Shown in PNG metadata: the model folder or file name.
     public let modelName: String
+    /// The LoRAs merged into `textEncoder` and `unet` (none for a pipeline loaded from files).
+    public let loras: [LoRAApplication]
+    /// The weights as loaded, without LoRAs: `applyingLoRAs` always starts from them.
+    let baseTextEncoderTensors: LoadedTensors
+    let baseUNetTensors: LoadedTensors
+    private let baseTextEncoder: CLIPTextModel
+    private let baseUNet: UNet2DConditionModel
 
     /// Loads every part of the model; all tensor problems of a component come in one error.
     public init(files: ModelFiles) throws {
@@ -90,7 +97,10 @@ public final class StableDiffusionPipeline: Sendable {
         let textConfig = try files.config(component: "text_encoder", sd15Default: SD15Defaults.textEncoder) { data, _ in
             try JSONDecoder().decode(CLIPTextConfig.self, from: data)
         }
-        textEncoder = try CLIPTextModel(config: textConfig, weights: try files.tensors(component: "text_encoder", original: .textEncoder))
+        let textTensors = RecordingTensorSource(try files.tensors(component: "text_encoder", original: .textEncoder))
+        textEncoder = try CLIPTextModel(config: textConfig, weights: textTensors)
+        baseTextEncoderTensors = textTensors.loaded
+        baseTextEncoder = textEncoder
 
         let unetConfig = try files.config(component: "unet", sd15Default: SD15Defaults.unet) { data, path in
             try UNet2DConditionConfig(json: data, path: path)
@@ -107,10 +117,41 @@ public final class StableDiffusionPipeline: Sendable {
                 reason: "the UNet has \(unetConfig.inChannels) input and \(unetConfig.outChannels) output channels; "
                     + "with \(latent) VAE latent channels Stable Diffusion needs \(latent) in (\(2 * latent + 1) for inpainting) and \(latent) out")
         }
-        unet = try UNet2DConditionModel(
-            config: unetConfig, weights: try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
+        let unetTensors = RecordingTensorSource(try files.tensors(component: "unet", original: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
+        unet = try UNet2DConditionModel(config: unetConfig, weights: unetTensors)
+        baseUNetTensors = unetTensors.loaded
+        baseUNet = unet
+        loras = []
         vae = try AutoencoderKL(
             config: vaeConfig, weights: try files.tensors(component: "vae", original: .vae(blockCount: vaeConfig.blockOutChannels.count)))
+    }
+
+    private init(base: StableDiffusionPipeline, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, loras: [LoRAApplication]) {
+        tokenizer = base.tokenizer
+        self.textEncoder = textEncoder
+        self.unet = unet
+        vae = base.vae
+        schedulerConfig = base.schedulerConfig
+        modelName = base.modelName
+        self.loras = loras
+        baseTextEncoderTensors = base.baseTextEncoderTensors
+        baseUNetTensors = base.baseUNetTensors
+        baseTextEncoder = base.baseTextEncoder
+        baseUNet = base.baseUNet
+    }
+
+    /// This model with `loras` merged in place of whatever LoRAs this pipeline has (none: the model
+    /// as loaded). Only the weights a LoRA changes are copied; everything else, the VAE and the
+    /// tokenizer are shared with this pipeline, which stays as it is, so one loaded model serves
+    /// any number of LoRA sets side by side.
+    public func applyingLoRAs(_ loras: [LoRAApplication]) throws -> StableDiffusionPipeline {
+        let merged = try LoRAMerge.merge(loras, unet: baseUNetTensors, textEncoder: baseTextEncoderTensors)
+        // A network no LoRA touches is the one loaded from the files.
+        let text = merged.textEncoder.isEmpty ? baseTextEncoder
+            : try CLIPTextModel(config: textEncoder.config, weights: baseTextEncoderTensors.replacing(merged.textEncoder))
+        let denoiser = merged.unet.isEmpty ? baseUNet
+            : try UNet2DConditionModel(config: unet.config, weights: baseUNetTensors.replacing(merged.unet))
+        return StableDiffusionPipeline(base: self, textEncoder: text, unet: denoiser, loras: loras)
     }
 
     /// Pixels per latent cell (8 for SD: one per VAE downsampling level).
@@ -164,7 +205,9 @@ public final class StableDiffusionPipeline: Sendable {
         }
         for (name, text) in [("prompt", request.prompt), ("negative prompt", request.negativePrompt)] {
             let chunks: Int
-            do { chunks = try tokenizer.chunks(text).count } catch { throw .invalidRequest(error.description) }
+            do { chunks = try tokenizer.chunks(name == "prompt" ? ExtraNetworks.removingTags(from: text) : text).count } catch {
+                throw .invalidRequest(error.description)
+            }
             guard chunks <= Self.maximumPromptChunks else {
                 throw .invalidRequest("the \(name) needs \(chunks) chunks of \(tokenizer.maxLength - 2) tokens; at most \(Self.maximumPromptChunks) are allowed")
             }
@@ -194,7 +237,9 @@ public final class StableDiffusionPipeline: Sendable {
         let startTime = DispatchTime.now().uptimeNanoseconds
         // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
         let guided = request.guidanceScale > 1
-        let prompts = guided ? [request.negativePrompt, request.prompt] : [request.prompt]
+        // AUTOMATIC1111 takes `<lora:...>` and other extra-network tags out of the prompt (not the negative prompt).
+        let prompts = guided ? [request.negativePrompt, ExtraNetworks.removingTags(from: request.prompt)]
+            : [ExtraNetworks.removingTags(from: request.prompt)]
         let textStates = try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: request.clipSkip)
         // Prompt and negative prompt of the same length run as one batch; otherwise each half runs
         // with its own length, as AUTOMATIC1111 does unless told to pad them.
