@@ -119,6 +119,20 @@ expect 1 "weight that is not a number" -- "$bin" generate "(a cat:1..2)" --model
 no_file "$work/j.png" "weight that is not a number"
 expect 1 "tokenize without vocabulary" -- "$bin" tokenize "a" --model /nonexistent
 
+# LoRA from --lora FILE[:WEIGHT] and from <lora:NAME:WEIGHT> tags with --lora-dir.
+loras="$(dirname "$0")/Fixtures/lora"
+expect 0 "--lora FILE:WEIGHT" -- "$bin" generate "a cat" --model "$model" --steps 2 --width 16 --height 16 \
+    --lora "$loras/tiny_kohya.safetensors:0.8" --output "$work/lora1.png"
+expect 0 "<lora:...> tag with --lora-dir" -- "$bin" generate "a <lora:tiny_peft:0.5> cat" --model "$model" --steps 2 \
+    --width 16 --height 16 --lora-dir "$loras" --output "$work/lora2.png"
+expect 2 "<lora:...> tag without --lora-dir" -- "$bin" generate "a <lora:tiny_peft:0.5> cat" --model "$model" --output "$work/lora3.png"
+no_file "$work/lora3.png" "<lora:...> tag without --lora-dir"
+expect 2 "--lora with a NaN weight" -- "$bin" generate "a cat" --model "$model" --lora "$loras/tiny_kohya.safetensors:nan" --output "$work/lora4.png"
+expect 1 "missing LoRA file" -- "$bin" generate "a cat" --model "$model" --lora /nonexistent.safetensors --output "$work/lora5.png"
+no_file "$work/lora5.png" "missing LoRA file"
+expect 1 "LoHa refused" -- "$bin" generate "a cat" --model "$model" --lora "$loras/loha.safetensors" --output "$work/lora6.png"
+no_file "$work/lora6.png" "LoHa refused"
+
 # The benchmark harness on the embedded default model: one JSON object with the documented keys,
 # read back by --compare. Speed is never checked here.
 expect 0 "bench --json on the default model" -- "$bin" bench --steps 1 --json

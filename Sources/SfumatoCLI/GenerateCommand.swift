@@ -151,6 +151,12 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Sampler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the model's own.")
     var scheduler: SchedulerKind?
 
+    @Option(name: .customLong("lora"), help: "A LoRA .safetensors file to merge, FILE or FILE:WEIGHT (weight 1 when not given); repeatable.")
+    var loras: [String] = []
+
+    @Option(help: "Folder of the LoRA files that <lora:NAME:WEIGHT> in the prompt names (NAME.safetensors).")
+    var loraDir: String?
+
     @Option(help: "Condition on the text encoder's last layer (1) or an earlier one (2: the penultimate, as A1111's \"Clip skip\").")
     var clipSkip = 1
 
@@ -188,12 +194,41 @@ struct GenerationOptions: ParsableArguments {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard guidanceScale.isFinite else { throw ValidationError("--guidance-scale must be a finite number") }
         guard clipSkip >= 1 else { throw ValidationError("--clip-skip must be at least 1 (1 is the last layer)") }
+        for argument in loras where loraArgument(argument).weight?.isFinite == false {
+            throw ValidationError("--lora \(argument): the weight must be a finite number")
+        }
+        if loraDir == nil, let tag = ExtraNetworks.parse(prompt).tags.first(where: { $0.kind == "lora" }) {
+            throw ValidationError("the prompt names <lora:\(tag.arguments.joined(separator: ":"))> but no --lora-dir was given")
+        }
         guard batchCount >= 1, batchCount <= 10_000 else { throw ValidationError("--batch-count must be between 1 and 10000") }
         try checkThreads(threads)
         try checkImageSize(width: width, height: height)
         guard output.hasSuffix(".png") else { throw ValidationError("--output must end in .png") }
         try checkWritableFolder(URL(fileURLWithPath: output).deletingLastPathComponent().path, option: "--output")
         if let saveIntermediates { try checkWritableFolder(saveIntermediates, option: "--save-intermediates", create: true) }
+    }
+
+    /// FILE:WEIGHT splits at its last colon when a number follows it; anything else is a path.
+    func loraArgument(_ argument: String) -> (path: String, weight: Float?) {
+        guard let colon = argument.lastIndex(of: ":"), let weight = Float(argument[argument.index(after: colon)...]) else {
+            return (argument, nil)
+        }
+        return (String(argument[..<colon]), weight)
+    }
+
+    /// The --lora files, then the prompt's <lora:...> tags from --lora-dir, in that order.
+    func loraApplications() throws -> [LoRAApplication] {
+        var applications = try loras.map { argument in
+            let (path, weight) = loraArgument(argument)
+            return LoRAApplication(try LoRA(path: path), weight: weight ?? 1)
+        }
+        for tag in ExtraNetworks.parse(prompt).tags where tag.kind == "lora" {
+            let reference = try ExtraNetworks.loraReference(tag)
+            guard let loraDir else { continue }  // validate() refuses tags without --lora-dir
+            applications.append(LoRAApplication(try LoRA(named: reference.name, in: loraDir),
+                                                textEncoderWeight: reference.textEncoderWeight, unetWeight: reference.unetWeight))
+        }
+        return applications
     }
 
     /// Loads the model and draws `batchCount` images: text to image, or image to image from `initImage`
@@ -207,8 +242,11 @@ struct GenerationOptions: ParsableArguments {
 
         let files = try ModelFiles(path: model ?? DefaultModel.path(), tokenizer: tokenizer)
         let loadStart = Date()
-        let pipeline = try StableDiffusionPipeline(files: files)
-        status.message("loaded \(pipeline.modelName) in " + String(format: "%.1f s", Date().timeIntervalSince(loadStart)))
+        let loaded = try StableDiffusionPipeline(files: files)
+        status.message("loaded \(loaded.modelName) in " + String(format: "%.1f s", Date().timeIntervalSince(loadStart)))
+        let applications = try loraApplications()
+        let pipeline = applications.isEmpty ? loaded : try loaded.applyingLoRAs(applications)
+        if !applications.isEmpty { status.message("merged LoRA " + applications.map(\.lora.name).joined(separator: ", ")) }
 
         let firstSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
         if seed == nil { status.message("seed \(firstSeed)") }
