@@ -101,6 +101,22 @@ no_file "$work/gen9.png" "text to image with an inpainting model"
 grep -q "takes 9 input channels (an inpainting model)" "$work/stderr" && passed=$((passed + 1)) || {
     failed=$((failed + 1)); echo "FAIL: 9-channel message unclear: $(cat "$work/stderr")"; }
 
+# The diffusion process made visible.
+expect 0 "noise in pixel space" -- "$bin" noise "$init" --model "$model" --timesteps 0,500,999 --output "$work/noise"
+expect 0 "noise in latent space" -- "$bin" noise "$init" --latent --timesteps 0,250 --output "$work/noise-latent"
+for file in "$work/noise/t-0000.png" "$work/noise/t-0999.png" "$work/noise/contact-sheet.png" "$work/noise-latent/t-0250.png"; do
+    if [ -s "$file" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $file not written"; fi
+done
+expect 2 "noise with a bad timestep list" -- "$bin" noise "$init" --model "$model" --timesteps 5,x --output "$work/noise-bad"
+expect 1 "noise past the last timestep" -- "$bin" noise "$init" --model "$model" --timesteps 0,1000 --output "$work/noise-late"
+no_file "$work/noise-late/t-0000.png" "noise past the last timestep"
+expect 0 "latents" -- "$bin" latents "$init" --output "$work/latents"
+for file in "$work/latents/channel-3.png" "$work/latents/decoded.png"; do
+    if [ -s "$file" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $file not written"; fi
+done
+grep -q "latents for 3x32x48 pixels: 12x fewer values; round trip PSNR" "$work/stdout" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: latents printed: $(cat "$work/stdout")"; }
+
 expect 0 "tokenize" -- "$bin" tokenize "a red circle" --model "$model"
 if [ "$(wc -w <"$work/stdout")" = 77 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: tokenize printed $(wc -w <"$work/stdout") ids"; fi
 expect 0 "tokenize with BREAK" -- "$bin" tokenize "a (red:1.2) BREAK circle" --model "$model"

@@ -75,7 +75,7 @@ struct InpaintCommand: ParsableCommand {
         let (original, picture) = try image.load(options)
         let maskImage = try readPNG(path: mask)
         guard maskImage.width == original.width, maskImage.height == original.height else {
-            throw ImageInputError("\(mask) is \(maskImage.width)x\(maskImage.height) but the init image is "
+            throw InputError("\(mask) is \(maskImage.width)x\(maskImage.height) but the init image is "
                                   + "\(original.width)x\(original.height); the mask must have the init image's size")
         }
         // Resized with the picture (Lanczos, then binarized by the pipeline, as diffusers' mask processor).
@@ -107,29 +107,34 @@ struct InitImageOptions: ParsableArguments {
     @Flag(help: "Resize the init image (Lanczos) to --width x --height, or to the multiples of 8 below its sides.")
     var resize = false
 
-    /// The init image as read, and at the output size: --width/--height when given, else its sides
-    /// rounded down to multiples of 8 (a size other than its own needs --resize).
+    /// The init image as read, and at the output size (see `readSizedPNG`).
     func load(_ options: GenerationOptions) throws -> (original: RGBImage, sized: RGBImage) {
-        let image = try readPNG(path: initImage)
-        let width = options.width ?? image.width - image.width % 8
-        let height = options.height ?? image.height - image.height % 8
-        if (width, height) != (image.width, image.height) {
-            guard resize else {
-                let reason = options.width == nil && options.height == nil
-                    ? "width and height must be multiples of 8" : "--width and --height ask for \(width)x\(height)"
-                throw ImageInputError("\(initImage) is \(image.width)x\(image.height); \(reason) "
-                                      + "(give --resize to resize it to \(width)x\(height))")
-            }
-            guard width >= 8, height >= 8 else {
-                throw ImageInputError("\(initImage) is \(image.width)x\(image.height), too small to resize: each side must be at least 8")
-            }
-        }
-        return (image, try image.resized(width: width, height: height))
+        try readSizedPNG(initImage, width: options.width, height: options.height, resize: resize)
     }
 }
 
-/// An init image the command line cannot use; the message names the file and the fix.
-struct ImageInputError: Error, CustomStringConvertible {
+/// A PNG as read, and at the size a model can take: `width`/`height` when given, else its sides
+/// rounded down to multiples of 8. A size other than its own needs `resize` (Lanczos, as diffusers).
+func readSizedPNG(_ path: String, width: Int?, height: Int?, resize: Bool) throws -> (original: RGBImage, sized: RGBImage) {
+    let image = try readPNG(path: path)
+    let targetWidth = width ?? image.width - image.width % 8
+    let targetHeight = height ?? image.height - image.height % 8
+    if (targetWidth, targetHeight) != (image.width, image.height) {
+        guard resize else {
+            let reason = width == nil && height == nil
+                ? "width and height must be multiples of 8" : "--width and --height ask for \(targetWidth)x\(targetHeight)"
+            throw InputError("\(path) is \(image.width)x\(image.height); \(reason) "
+                                  + "(give --resize to resize it to \(targetWidth)x\(targetHeight))")
+        }
+        guard targetWidth >= 8, targetHeight >= 8 else {
+            throw InputError("\(path) is \(image.width)x\(image.height), too small to resize: each side must be at least 8")
+        }
+    }
+    return (image, try image.resized(width: targetWidth, height: targetHeight))
+}
+
+/// An input file or value the command line cannot use; the message names it and the fix.
+struct InputError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }

@@ -8,6 +8,7 @@ Writes Tests/Fixtures/img2img/:
                             remaining steps on stored model outputs (stochastic noise from a seeded generator)
   vae_sample.safetensors    latent_dist.mean and latent_dist.sample(generator) of init.png
   <sampler>.safetensors     latents and pixels of a whole img2img run
+  forward.safetensors       the forward process (DDPMScheduler.add_noise) at train timesteps, for `sfumato noise`
   resize_source.png, resize_WxH.png
                             Pillow's Lanczos resize (what diffusers' VaeImageProcessor.resize does) of a
                             61x45 picture to the multiples of 8 below and to each axis alone (`--resize`)
@@ -75,6 +76,16 @@ def schedulers() -> None:
             tensors[f"{key}/final"] = sample
             cases.append({"scheduler": name, "steps": steps, "strength": strength, "key": key})
     save("img2img/schedulers.safetensors", tensors, metadata={"cases": json.dumps(cases), "step_seed": "7"})
+
+
+def forward() -> None:
+    scheduler = DDPMScheduler.from_config(SD15)
+    data = torch.Generator().manual_seed(99)
+    original, noise = torch.randn(1, 3, 8, 8, generator=data), torch.randn(1, 3, 8, 8, generator=data)
+    tensors = {"original": original, "noise": noise}
+    for t in [0, 50, 100, 250, 500, 999]:
+        tensors[f"t{t}"] = scheduler.add_noise(original, noise, torch.tensor([t]))
+    save("img2img/forward.safetensors", tensors)
 
 
 def init_image() -> Image.Image:
@@ -145,6 +156,7 @@ def resize() -> None:
 if __name__ == "__main__":
     resize()
     schedulers()
+    forward()
     picture = init_image()
     vae_sample(picture)
     pipelines(picture)

@@ -341,6 +341,11 @@ public final class StableDiffusionPipeline: Sendable {
         try encodeLatents(image.normalizedTensor(), random: &random)
     }
 
+    /// An image's latents without sampling: the mean of the encoder's distribution times the scaling factor.
+    public func encodeMeanLatents(_ image: RGBImage) throws -> Tensor {
+        scaled(try vae.encode(image.normalizedTensor()).mean, by: vae.config.scalingFactor)
+    }
+
     /// The same for pixels already in [-1, 1], shape [1, 3, H, W].
     func encodeLatents(_ pixels: Tensor, random: inout any RandomSource) throws -> Tensor {
         let distribution = try vae.encode(pixels)

@@ -88,3 +88,14 @@ func varianceAddNoise(_ original: Tensor, noise: Tensor, alphaCumprod: Float) ->
     let signal = alphaCumprod.squareRoot(), deviation = (1 - alphaCumprod).squareRoot()
     return LatentMath.map(original, noise) { x, z in signal * x + deviation * z }
 }
+
+extension SchedulerConfig {
+    /// The forward process q(x_t | x_0) at train timestep `timestep`: sqrt(abar_t) x0 + sqrt(1 - abar_t) noise,
+    /// as diffusers' `DDPMScheduler.add_noise` (what `sfumato noise` shows).
+    public func forwardProcess(_ original: Tensor, noise: Tensor, timestep: Int) throws(SchedulerError) -> Tensor {
+        guard (0..<numTrainTimesteps).contains(timestep) else {
+            throw .invalid(key: "timestep", reason: "\(timestep) is outside 0...\(numTrainTimesteps - 1) (num_train_timesteps)")
+        }
+        return varianceAddNoise(original, noise: noise, alphaCumprod: alphasCumprod[timestep])
+    }
+}
