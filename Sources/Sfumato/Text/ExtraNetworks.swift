@@ -78,7 +78,7 @@ public enum ExtraNetworks {
     /// `<` word `:` one or more non-`>` `>` at `start`: the tag and the index after `>`.
     private static func tag(in scalars: [Unicode.Scalar], at start: Int) -> (ExtraNetworkTag, Int)? {
         var index = start + 1
-        while index < scalars.count, isWordCharacter(scalars[index]) { index += 1 }
+        while index < scalars.count, PromptParser.isWordCharacter(scalars[index]) { index += 1 }
         guard index > start + 1, index < scalars.count, scalars[index] == ":" else { return nil }
         let kindEnd = index
         index += 1
@@ -88,15 +88,6 @@ public enum ExtraNetworks {
         let kind = string(scalars[(start + 1)..<kindEnd])
         let arguments = string(scalars[argumentsStart..<index]).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         return (ExtraNetworkTag(kind: kind, arguments: arguments), index + 1)
-    }
-
-    private static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar == "_" { return true }
-        switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-             .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return false
-        }
     }
 
     private static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {

@@ -172,8 +172,8 @@ public enum PromptParser {
         return parts
     }
 
-    /// Python's `\w` for `str`: letters, numbers and the underscore.
-    private static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
+    /// Python's `\w` for `str`: letters, numbers and the underscore (A1111's tag and BREAK rules use it).
+    static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
         if scalar == "_" { return true }
         switch scalar.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
