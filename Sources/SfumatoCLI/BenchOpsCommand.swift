@@ -16,6 +16,9 @@ struct BenchOpsCommand: ParsableCommand {
     @Option(help: "Threads for BLAS and our own loops. Default: all cores.")
     var threads: Int?
 
+    @Option(help: "Time only the operators whose name contains this text (for example `linear` or `1x1`).")
+    var only: String?
+
     func validate() throws {
         guard (1...100).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 100") }
         try checkThreads(threads)
@@ -47,13 +50,28 @@ struct BenchOpsCommand: ParsableCommand {
             ])
         }
 
-        // The UNet's linear layers at 512x512 (batch 2): attention projections and the feed-forward.
-        for (rows, inputs, outputs) in [(8192, 320, 320), (8192, 320, 2560), (8192, 1280, 320), (2048, 640, 640),
-                                        (2048, 640, 5120), (512, 1280, 1280), (512, 1280, 10240)] {
+        // The UNet's linear layers at 512x512 (batch 2): attention projections (the output projection adds
+        // the residual) and the feed-forward, with their biases.
+        for (rows, inputs, outputs, residual) in [(8192, 320, 320, true), (8192, 320, 2560, false), (8192, 1280, 320, true),
+                                                  (2048, 640, 640, true), (2048, 640, 5120, false), (512, 1280, 1280, true),
+                                                  (512, 1280, 10240, false)] {
             let x = random.normal(shape: [rows, inputs])
             let w = scaled(random.normal(shape: [outputs, inputs]), by: 0.02)
-            row("linear", "\(rows)x\(inputs) -> \(outputs)", flops: 2 * rows * inputs * outputs, peak: peak) {
-                _ = linear(x, weight: w, bias: nil)
+            let b = random.normal(shape: [outputs])
+            let r = residual ? random.normal(shape: [rows, outputs]) : nil
+            row(residual ? "linear + residual" : "linear", "\(rows)x\(inputs) -> \(outputs)", flops: 2 * rows * inputs * outputs, peak: peak) {
+                _ = linear(x, weight: w, bias: b, residual: r)
+            }
+        }
+
+        // 1x1 convolutions: the transformers' projections in the UNet and the VAE decoder's shortcuts.
+        for (batch, inChannels, outChannels, size) in [(2, 320, 320, 64), (1, 512, 256, 256), (1, 256, 128, 512)] {
+            let x = random.normal(shape: [batch, inChannels, size, size])
+            let w = scaled(random.normal(shape: [outChannels, inChannels, 1, 1]), by: 0.02)
+            let b = random.normal(shape: [outChannels])
+            row("conv2d 1x1", "\(inChannels)->\(outChannels) at \(size)x\(size), batch \(batch)",
+                flops: 2 * batch * outChannels * inChannels * size * size, peak: peak) {
+                _ = conv2d(x, weight: w, bias: b)
             }
         }
 
@@ -76,6 +94,7 @@ struct BenchOpsCommand: ParsableCommand {
     /// CPU ms is the process's CPU time per run (all threads): on a busy machine it moves less than
     /// the wall-clock median.
     func rows(_ names: [String], _ shape: String, flops: Int, peak: Double, _ bodies: [() -> Void]) {
+        if let only, !names.contains(where: { $0.contains(only) }) { return }
         for body in bodies { body() }
         var times = [[Double]](repeating: [], count: bodies.count)
         var cpuTimes = times

@@ -38,9 +38,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
         }
         let input = upsampledInput ? upsampleNearest2x(x)
             : norm.map { groupNorm(x, groups: $0.groups, weight: $0.weight, bias: $0.bias, eps: $0.eps, silu: $0.silu) } ?? x
-        let out = im2colConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, maxColumnElements: maxColumnElements)
-        if let residual { accumulate(residual, into: out) }
-        return out
+        return im2colConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, residual: residual,
+                            maxColumnElements: maxColumnElements)
     }
 }
 
@@ -66,7 +65,8 @@ func conv2dFLOPs(_ x: Tensor, weight: Tensor, stride: Int, padding: Int) -> Doub
 }
 
 /// The general path: tiled im2col + GEMM (the reference every faster convolution is checked against).
-func im2colConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int,
+/// The bias and `residual` are written into the output first and the GEMMs accumulate onto them.
+func im2colConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int, residual: Tensor? = nil,
                   maxColumnElements: Int = conv2dDefaultColumnElements) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                  "conv2d: input \(x.shape) does not fit weight \(weight.shape)")
@@ -79,22 +79,25 @@ func im2colConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, paddi
     let outH = (height + 2 * padding - kernelH) / stride + 1
     let outW = (width + 2 * padding - kernelW) / stride + 1
     let out = Tensor(uninitializedShape: [batch, outChannels, outH, outW])
+    if let residual { precondition(residual.shape == out.shape, "conv2d: residual \(residual.shape) does not match the output \(out.shape)") }
+    // Output rows of batch item `item` from `first` (a band of `length` pixels per channel), ready to accumulate into.
+    func prefill(_ item: Int, first: Int, length: Int) {
+        let offset = item * outChannels * outH * outW + first
+        prefillGEMMOutput(out.pointer + offset, rows: outChannels, stride: outH * outW, length: length,
+                          rowBias: bias?.pointer, residual: residual.map { $0.pointer + offset })
+    }
     let reduction = channels * kernelH * kernelW
     let outPlane = outH * outW, inPlane = height * width
 
     if reduction == 0 {
-        out.pointer.initialize(repeating: 0, count: out.count)
-        if let bias {
-            addChannelBias(out.pointer, planes: batch * outChannels, planeSize: outPlane, bias: bias.pointer, biasCount: outChannels)
-        }
+        for item in 0..<batch { prefill(item, first: 0, length: outPlane) }
     } else if kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 {
         // weight [O, C] x input [C, H*W] for each batch item.
         for item in 0..<batch {
-            let output = out.pointer + item * outChannels * outPlane
+            prefill(item, first: 0, length: outPlane)
             BLAS.sgemm(m: outChannels, n: outPlane, k: channels,
                        a: weight.pointer, lda: channels, b: x.pointer + item * channels * inPlane, ldb: inPlane,
-                       c: output, ldc: outPlane)
-            if let bias { addRowBias(output, rows: outChannels, stride: outPlane, length: outPlane, bias: bias.pointer) }
+                       beta: 1, c: out.pointer + item * outChannels * outPlane, ldc: outPlane)
         }
     } else {
         let geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernelH, kernelW: kernelW,
@@ -108,30 +111,16 @@ func im2colConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, paddi
             while firstRow < outH {
                 let rows = min(bandRows, outH - firstRow)
                 geometry.im2col(input, rows: firstRow..<firstRow + rows, into: columns.pointer)
+                prefill(item, first: firstRow * outW, length: rows * outW)
                 BLAS.sgemm(m: outChannels, n: rows * outW, k: reduction,
                            a: weight.pointer, lda: reduction,
                            b: columns.pointer, ldb: rows * outW,
-                           c: output + firstRow * outW, ldc: outPlane)
-                // While the band is still in cache.
-                if let bias {
-                    addRowBias(output + firstRow * outW, rows: outChannels, stride: outPlane, length: rows * outW, bias: bias.pointer)
-                }
+                           beta: 1, c: output + firstRow * outW, ldc: outPlane)
                 firstRow += rows
             }
         }
     }
     return out
-}
-
-/// Adds `bias[r]` to the `length` elements starting at `data + r * stride`, for each of `rows` rows.
-private func addRowBias(_ data: UnsafeMutablePointer<Float>, rows: Int, stride: Int, length: Int, bias: UnsafePointer<Float>) {
-    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / max(length, 1))) { range in
-        for row in range {
-            let value = bias[row]
-            let line = data + row * stride
-            for index in 0..<length { line[index] += value }
-        }
-    }
 }
 
 /// Index arithmetic of one convolution, for building column bands.

@@ -61,3 +61,25 @@ func addChannelBias(_ data: UnsafeMutablePointer<Float>, planes: Int, planeSize:
         }
     }
 }
+
+/// Writes the start value of a GEMM that accumulates into `rows` rows of `length` floats at
+/// `data + r * stride` (beta = 1): `rowBias[r]` and/or `columnBias[c]` plus `residual` (same layout)
+/// where given. OpenBLAS zeroes C in a pass of its own when beta = 0, so a bias or a residual
+/// folded in here costs no pass over the product.
+func prefillGEMMOutput(_ data: UnsafeMutablePointer<Float>, rows: Int, stride: Int, length: Int,
+                       rowBias: UnsafePointer<Float>? = nil, columnBias: UnsafePointer<Float>? = nil,
+                       residual: UnsafePointer<Float>? = nil) {
+    guard rows > 0, length > 0 else { return }
+    Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / length)) { range in
+        for row in range {
+            let line = data + row * stride
+            let start = rowBias?[row] ?? 0
+            switch (columnBias, residual.map { $0 + row * stride }) {
+            case let (bias?, source?): for index in 0..<length { line[index] = source[index] + bias[index] + start }
+            case let (bias?, nil): for index in 0..<length { line[index] = bias[index] + start }
+            case let (nil, source?): for index in 0..<length { line[index] = source[index] + start }
+            case (nil, nil): line.update(repeating: start, count: length)
+            }
+        }
+    }
+}

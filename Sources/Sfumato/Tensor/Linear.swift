@@ -9,23 +9,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
         if let bias { precondition(bias.shape == [outFeatures], "linear: bias \(bias.shape) for weight \(weight.shape)") }
         let rows = x.shape.dropLast().reduce(1, *)
         let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
-        if inFeatures == 0 {
-            out.pointer.initialize(repeating: 0, count: out.count)
-        } else {
+        if let residual { precondition(residual.shape == out.shape, "linear: residual \(residual.shape) does not match the output \(out.shape)") }
+        // The bias and the residual are the GEMM's starting value (beta = 1), not passes of their own.
+        prefillGEMMOutput(out.pointer, rows: rows, stride: outFeatures, length: outFeatures,
+                          columnBias: bias?.pointer, residual: residual?.pointer)
+        if inFeatures > 0 {
             BLAS.sgemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures,
                        a: x.pointer, lda: inFeatures, b: weight.pointer, ldb: inFeatures,
-                       c: out.pointer, ldc: outFeatures)
+                       beta: 1, c: out.pointer, ldc: outFeatures)
         }
-        if let bias, outFeatures > 0 {
-            let data = out.pointer, b = bias.pointer
-            Parallel.forEachChunk(rows, grain: max(1, elementwiseGrain / outFeatures)) { range in
-                for row in range {
-                    let line = data + row * outFeatures
-                    for index in 0..<outFeatures { line[index] += b[index] }
-                }
-            }
-        }
-        if let residual { accumulate(residual, into: out) }
         return out
     }
 }
