@@ -24,6 +24,14 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit { if owner == nil { BufferCache.shared.give(pointer, count: max(count, 1)) } }
+
+    /// For weights used in place from a mapped file: lets the kernel take their pages out of this
+    /// process's resident memory until they are next read (they stay in the page cache, so that read
+    /// is a minor fault, not disk I/O). Memory of its own is never touched.
+    func releaseResidentPages() {
+        guard let file = owner as? MappedFile else { return }
+        file.advise(UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride), MADV_DONTNEED, wholePagesOnly: true)
+    }
 }
 
 /// Large freed buffers kept for the next tensor of the same size. A denoising step allocates the

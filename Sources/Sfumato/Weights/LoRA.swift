@@ -163,6 +163,12 @@ public struct LoadedTensors: TensorSource {
         return tensor
     }
 
+    /// Takes the pages of the tensors used in place from mapped files out of resident memory
+    /// (`TensorStorage.releaseResidentPages`).
+    func releaseResidentPages() {
+        for tensor in tensors.values { tensor.storage.releaseResidentPages() }
+    }
+
     /// The same tensors with `replacements` in place of some.
     func replacing(_ replacements: [String: Tensor]) -> LoadedTensors {
         LoadedTensors(tensors.merging(replacements) { _, new in new })
