@@ -61,6 +61,12 @@ expect 2 "--taesd with --vae-tiling" -- "$bin" generate "a cat" --model "$model"
 expect 1 "--taesd that is not a tiny autoencoder" -- "$bin" generate "a cat" --model "$model" --steps 1 --taesd "$model/vae" \
     --output "$work/tnot.png"
 no_file "$work/tnot.png" "bad --taesd"
+# The schedule of a sampler, as a table and a plot.
+expect 0 "schedule --plot" -- "$bin" schedule --scheduler dpm++sde-karras --steps 6 --plot "$work/schedule.png"
+if [ -s "$work/schedule.png" ] && grep -q "11 UNet evaluations" "$work/stdout"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: schedule: no plot or no evaluation count"; fi
+expect 2 "schedule --plot not a PNG" -- "$bin" schedule --plot "$work/schedule.jpg"
+expect 1 "schedule with a bad config" -- "$bin" schedule --scheduler-config "$0"
 # Image to image with the embedded default model (no --model), then what it must refuse.
 init="$(dirname "$0")/Fixtures/img2img/init.png"
 odd="$(dirname "$0")/Fixtures/img2img/resize_source.png"
