@@ -49,6 +49,24 @@ for file in "$work/out-1.png" "$work/out-2.png" "$work/steps/1-step-003.png"; do
 done
 if grep -q "Steps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 48x32" "$work/out-2.png"; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: out-2.png lacks the A1111 parameters"; fi
+# Decoders: the tiny autoencoder (with previews that are gone once the image is written), tiled VAE decoding.
+taesd="$(dirname "$0")/Fixtures/taesd"
+expect 0 "generate --taesd --preview" -- "$bin" generate "a red circle" --model "$model" --steps 2 --width 48 --height 32 \
+    --scheduler heun --taesd "$taesd" --preview --output "$work/taesd.png"
+if [ -s "$work/taesd.png" ] && [ ! -e "$work/taesd-preview.png" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: --taesd --preview: no taesd.png, or its preview left behind"; fi
+expect 0 "generate --vae-tiling" -- "$bin" generate "a red circle" --model "$model" --steps 2 --width 80 --height 48 \
+    --scheduler unipc --vae-tiling --output "$work/tiled.png"
+expect 2 "--taesd with --vae-tiling" -- "$bin" generate "a cat" --model "$model" --taesd "$taesd" --vae-tiling --output "$work/tt.png"
+expect 1 "--taesd that is not a tiny autoencoder" -- "$bin" generate "a cat" --model "$model" --steps 1 --taesd "$model/vae" \
+    --output "$work/tnot.png"
+no_file "$work/tnot.png" "bad --taesd"
+# The schedule of a sampler, as a table and a plot.
+expect 0 "schedule --plot" -- "$bin" schedule --scheduler dpm++sde-karras --steps 6 --plot "$work/schedule.png"
+if [ -s "$work/schedule.png" ] && grep -q "11 UNet evaluations" "$work/stdout"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: schedule: no plot or no evaluation count"; fi
+expect 2 "schedule --plot not a PNG" -- "$bin" schedule --plot "$work/schedule.jpg"
+expect 1 "schedule with a bad config" -- "$bin" schedule --scheduler-config "$0"
 # Image to image with the embedded default model (no --model), then what it must refuse.
 init="$(dirname "$0")/Fixtures/img2img/init.png"
 odd="$(dirname "$0")/Fixtures/img2img/resize_source.png"

@@ -189,14 +189,17 @@ private struct ReplayRandom: RandomSource {
     }
 
     @Test func factoryFollowsTheModelsClassName() throws {
-        #expect(SchedulerKind.allCases.map(\.rawValue) == ["ddim", "pndm", "euler", "euler-a", "dpm++2m", "dpm++2m-karras", "lms", "ddpm"])
+        #expect(SchedulerKind.allCases.map(\.rawValue) == ["ddim", "pndm", "euler", "euler-a", "dpm++2m", "dpm++2m-karras", "lms", "ddpm",
+                                                           "heun", "dpm++sde", "dpm++sde-karras", "unipc", "lcm", "tcd"])
         let sd15 = try SchedulerConfig(path: Fixtures.path("schedulers_a/sd15_scheduler_config.json"))
         #expect(try SchedulerKind(defaultFor: sd15) == .pndm)
         let classes: [(String, Bool, SchedulerKind)] = [
             ("DDIMScheduler", false, .ddim), ("EulerDiscreteScheduler", true, .euler),
             ("EulerAncestralDiscreteScheduler", false, .eulerAncestral), ("DPMSolverMultistepScheduler", false, .dpmSolverMultistep),
             ("DPMSolverMultistepScheduler", true, .dpmSolverMultistepKarras), ("LMSDiscreteScheduler", false, .lms),
-            ("DDPMScheduler", false, .ddpm),
+            ("DDPMScheduler", false, .ddpm), ("HeunDiscreteScheduler", false, .heun), ("DPMSolverSDEScheduler", false, .dpmSolverSDE),
+            ("DPMSolverSDEScheduler", true, .dpmSolverSDEKarras), ("UniPCMultistepScheduler", false, .unipc),
+            ("LCMScheduler", false, .lcm), ("TCDScheduler", false, .tcd),
         ]
         for (name, karras, kind) in classes {
             var config = sd15
@@ -205,19 +208,23 @@ private struct ReplayRandom: RandomSource {
             #expect(try SchedulerKind(defaultFor: config) == kind, "\(name)")
         }
         var unknown = sd15
-        unknown.className = "UniPCMultistepScheduler"
-        #expect(throws: SchedulerError.unknownClass("UniPCMultistepScheduler")) { try SchedulerKind(defaultFor: unknown) }
+        unknown.className = "DEISMultistepScheduler"
+        #expect(throws: SchedulerError.unknownClass("DEISMultistepScheduler")) { try SchedulerKind(defaultFor: unknown) }
         unknown.className = nil
         #expect(throws: SchedulerError.self) { try SchedulerKind(defaultFor: unknown) }
 
         // Every kind runs from the SD 1.5 config; the factory builds the same schedule as the type itself.
         for kind in SchedulerKind.allCases {
             let scheduler = try makeScheduler(kind: kind, config: sd15, steps: 20)
-            #expect(scheduler.timesteps.count == (kind == .pndm ? 21 : 20), "\(kind)")
+            // PNDM repeats its warm-up timestep; second-order samplers visit two per step but the last.
+            #expect(scheduler.timesteps.count == (kind == .pndm ? 21 : scheduler.order == 2 ? 39 : 20), "\(kind)")
         }
         #expect(try makeScheduler(kind: .lms, config: sd15, steps: 20).timesteps == LMSDiscreteScheduler(config: sd15, steps: 20).timesteps)
         #expect(try makeScheduler(kind: .ddim, config: sd15, steps: 20) is DDIMScheduler)
         #expect(try makeScheduler(kind: .dpmSolverMultistepKarras, config: sd15, steps: 20).timesteps
             != makeScheduler(kind: .dpmSolverMultistep, config: sd15, steps: 20).timesteps)
+        #expect(try makeScheduler(kind: .dpmSolverSDEKarras, config: sd15, steps: 20).timesteps
+            != makeScheduler(kind: .dpmSolverSDE, config: sd15, steps: 20).timesteps)
+        #expect(try makeScheduler(kind: .heun, config: sd15, steps: 20).order == 2)
     }
 }

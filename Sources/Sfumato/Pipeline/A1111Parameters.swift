@@ -29,6 +29,12 @@ extension SchedulerKind {
         case .dpmSolverMultistepKarras: "DPM++ 2M Karras"
         case .lms: "LMS"
         case .ddpm: "DDPM"
+        case .heun: "Heun"
+        case .dpmSolverSDE: "DPM++ SDE"
+        case .dpmSolverSDEKarras: "DPM++ SDE Karras"
+        case .unipc: "UniPC"
+        case .lcm: "LCM"
+        case .tcd: "TCD"
         }
     }
 }

@@ -74,6 +74,11 @@ public struct ModelFiles: Sendable {
         return tokenizerFolder
     }
 
+    /// The scheduler configuration alone (scheduler/scheduler_config.json, or SD 1.5's for a single file).
+    public func schedulerConfig() throws(ModelLoadError) -> SchedulerConfig {
+        try config(component: "scheduler", sd15Default: SD15Defaults.scheduler) { data, _ in try SchedulerConfig.decode(json: data) }
+    }
+
     /// Reads a component's config.json (diffusers) or the SD 1.5 default (single file) with the
     /// component's own decoder, which refuses values we do not support.
     func config<Config>(component: String, sd15Default: String,

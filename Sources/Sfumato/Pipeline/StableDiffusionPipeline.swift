@@ -316,7 +316,8 @@ public final class StableDiffusionPipeline: Sendable {
         guard let image = request.initImage else {
             return StartingPoint(latents: scaled(random.normal(shape: latentShape), by: scheduler.initNoiseSigma))
         }
-        let begin = imageToImageBeginIndex(steps: request.steps, strength: request.strength)
+        // Second-order samplers visit two timesteps per step (diffusers' `t_start * order`).
+        let begin = imageToImageBeginIndex(steps: request.steps, strength: request.strength) * scheduler.order
         let pixels = image.normalizedTensor()
         guard let maskImage = request.mask else {
             // StableDiffusionImg2ImgPipeline: the encoder's sample, then the noise of add_noise.

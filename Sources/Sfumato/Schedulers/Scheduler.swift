@@ -6,6 +6,9 @@
 public protocol Scheduler {
     /// The model timesteps of the run, in the order they are visited.
     var timesteps: [Double] { get }
+    /// Model evaluations per inference step (diffusers' `order`): 2 for Heun and DPM++ SDE, whose
+    /// `timesteps` hold two entries per step but the last; 1 for the others.
+    var order: Int { get }
     /// Standard deviation of the initial noise (1 for DDPM-style, sigma_max for Euler-style samplers).
     var initNoiseSigma: Float { get }
     /// The sample as the UNet must see it at `stepIndex` (identity for DDPM-style samplers).
@@ -20,9 +23,13 @@ public protocol Scheduler {
     func addNoise(_ original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor
 }
 
-/// The index of `timesteps` where image to image starts, as diffusers' img2img `get_timesteps`:
-/// the last `int(steps * strength)` inference steps run. Every sampler here has order 1, so the
-/// index counts entries of `timesteps` (PNDM's repeated warm-up entry included).
+extension Scheduler {
+    public var order: Int { 1 }
+}
+
+/// The inference step where image to image starts, as diffusers' img2img `get_timesteps`:
+/// the last `int(steps * strength)` inference steps run. The index into `timesteps` is this
+/// times the scheduler's `order` (PNDM's repeated warm-up entry counts as one of its steps).
 public func imageToImageBeginIndex(steps: Int, strength: Double) -> Int {
     let denoised = min(Int(Double(steps) * strength), steps)
     return max(steps - denoised, 0)

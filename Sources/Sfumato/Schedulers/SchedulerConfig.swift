@@ -87,6 +87,12 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
     public var lowerOrderFinal: Bool = true
     public var eulerAtFinal: Bool = false
     public var lambdaMinClipped: Double = -Double.infinity
+    // LCM and TCD: the distillation schedule and the boundary-condition scaling.
+    public var originalInferenceSteps: Int = 50
+    public var timestepScaling: Double = 10
+    // UniPC: the data-prediction form (the only one supported) and the steps without corrector.
+    public var predictX0: Bool = true
+    public var disableCorrector: [Int] = []
 
     /// diffusers' constructor defaults with nothing overridden.
     public init() {}
@@ -144,6 +150,10 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         case lowerOrderFinal = "lower_order_final"
         case eulerAtFinal = "euler_at_final"
         case lambdaMinClipped = "lambda_min_clipped"
+        case originalInferenceSteps = "original_inference_steps"
+        case timestepScaling = "timestep_scaling"
+        case predictX0 = "predict_x0"
+        case disableCorrector = "disable_corrector"
         // Read only to refuse them when switched on.
         case thresholding
         case rescaleBetasZeroSnr = "rescale_betas_zero_snr"
@@ -191,6 +201,10 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         lowerOrderFinal = try value(.lowerOrderFinal, Bool.self) ?? lowerOrderFinal
         eulerAtFinal = try value(.eulerAtFinal, Bool.self) ?? eulerAtFinal
         lambdaMinClipped = try value(.lambdaMinClipped, Double.self) ?? lambdaMinClipped
+        originalInferenceSteps = try value(.originalInferenceSteps, Int.self) ?? originalInferenceSteps
+        timestepScaling = try value(.timestepScaling, Double.self) ?? timestepScaling
+        predictX0 = try value(.predictX0, Bool.self) ?? predictX0
+        disableCorrector = try value(.disableCorrector, [Int].self) ?? disableCorrector
 
         for key in [CodingKeys.thresholding, .rescaleBetasZeroSnr, .useExponentialSigmas, .useBetaSigmas,
                     .useLuLambdas, .useFlowSigmas, .useDynamicShifting]
@@ -234,6 +248,10 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         try c.encode(lowerOrderFinal, forKey: .lowerOrderFinal)
         try c.encode(eulerAtFinal, forKey: .eulerAtFinal)
         if lambdaMinClipped.isFinite { try c.encode(lambdaMinClipped, forKey: .lambdaMinClipped) }
+        try c.encode(originalInferenceSteps, forKey: .originalInferenceSteps)
+        try c.encode(timestepScaling, forKey: .timestepScaling)
+        try c.encode(predictX0, forKey: .predictX0)
+        try c.encode(disableCorrector, forKey: .disableCorrector)
     }
 
     /// Range checks shared by every scheduler (also run after decoding).

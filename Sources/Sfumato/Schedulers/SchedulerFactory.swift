@@ -8,6 +8,12 @@ public enum SchedulerKind: String, CaseIterable, Sendable {
     case dpmSolverMultistepKarras = "dpm++2m-karras"
     case lms
     case ddpm
+    case heun
+    case dpmSolverSDE = "dpm++sde"
+    case dpmSolverSDEKarras = "dpm++sde-karras"
+    case unipc
+    case lcm
+    case tcd
 
     /// The model's own sampler: the kind its config's `_class_name` names
     /// (DPM-Solver with Karras sigmas when the config switches them on).
@@ -21,6 +27,11 @@ public enum SchedulerKind: String, CaseIterable, Sendable {
         case "DPMSolverMultistepScheduler": self = config.useKarrasSigmas ? .dpmSolverMultistepKarras : .dpmSolverMultistep
         case "LMSDiscreteScheduler": self = .lms
         case "DDPMScheduler": self = .ddpm
+        case "HeunDiscreteScheduler": self = .heun
+        case "DPMSolverSDEScheduler": self = config.useKarrasSigmas ? .dpmSolverSDEKarras : .dpmSolverSDE
+        case "UniPCMultistepScheduler": self = .unipc
+        case "LCMScheduler": self = .lcm
+        case "TCDScheduler": self = .tcd
         default: throw .unknownClass(name)
         }
     }
@@ -42,5 +53,13 @@ public func makeScheduler(kind: SchedulerKind, config: SchedulerConfig, steps: I
     case .dpmSolverMultistepKarras: return try DPMSolverMultistepScheduler(config: config, steps: steps, karras: true)
     case .lms: return try LMSDiscreteScheduler(config: config, steps: steps)
     case .ddpm: return try DDPMScheduler(config: config, steps: steps)
+    case .heun: return try HeunDiscreteScheduler(config: config, steps: steps)
+    case .dpmSolverSDE, .dpmSolverSDEKarras:
+        var chosen = config
+        chosen.useKarrasSigmas = kind == .dpmSolverSDEKarras
+        return try DPMSolverSDEScheduler(config: chosen, steps: steps)
+    case .unipc: return try UniPCMultistepScheduler(config: config, steps: steps)
+    case .lcm: return try LCMScheduler(config: config, steps: steps)
+    case .tcd: return try TCDScheduler(config: config, steps: steps, gamma: TCDScheduler.defaultGamma)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import CSfumatoKernels
 
 /// Applies `f` to every element of `x` into a new tensor, split across cores when large.
@@ -80,4 +81,24 @@ func sfumatoGEGLU(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<
 @inline(__always)
 private func geluVector(_ x: VectorMath.Vector) -> VectorMath.Vector {
     0.5 * x * (1 + VectorMath.erf(x * Float(0.5).squareRoot()))
+}
+
+/// ReLU: max(x, 0) (NaN stays NaN, as in torch).
+public func relu(_ x: Tensor) -> Tensor {
+    OpProfile.record("relu") {
+        mapElements(x) { v in v.replacing(with: 0, where: v .< 0) }
+    }
+}
+
+/// magnitude * tanh(x / magnitude): a smooth clamp to (-magnitude, magnitude), as the tiny autoencoder's decoder
+/// bounds its input latents.
+public func tanhBounded(_ x: Tensor, magnitude: Float) -> Tensor {
+    OpProfile.record("tanh") {
+        let out = Tensor(uninitializedShape: x.shape)
+        let source = x.pointer, destination = out.pointer
+        Parallel.forEachChunk(x.count, grain: elementwiseGrain) { range in
+            for index in range { destination[index] = Foundation.tanh(source[index] / magnitude) * magnitude }
+        }
+        return out
+    }
 }

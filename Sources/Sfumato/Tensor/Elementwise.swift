@@ -35,6 +35,18 @@ public func scaled(_ x: Tensor, by factor: Float) -> Tensor {
     }
 }
 
+/// `x * factor + offset` (in that order, as torch's `x.mul(factor).add(offset)`).
+public func affine(_ x: Tensor, scale factor: Float, offset: Float) -> Tensor {
+    OpProfile.record("scale") {
+        let out = Tensor(uninitializedShape: x.shape)
+        let source = x.pointer, destination = out.pointer
+        Parallel.forEachChunk(x.count, grain: elementwiseGrain) { range in
+            for index in range { destination[index] = source[index] * factor + offset }
+        }
+        return out
+    }
+}
+
 /// `x [N, C, ...] + bias [N, C]`, the bias broadcast over every spatial position
 /// (a time embedding added to a feature map).
 public func addPerChannel(_ x: Tensor, _ bias: Tensor) -> Tensor {

@@ -14,6 +14,8 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
     public let midBlockAddAttention: Bool
     public let useQuantConv: Bool
     public let usePostQuantConv: Bool
+    /// The image size the VAE was trained at (`sample_size`): the tile size of tiled decoding.
+    public let sampleSize: Int
 
     enum CodingKeys: String, CodingKey {
         case inChannels = "in_channels", outChannels = "out_channels", latentChannels = "latent_channels"
@@ -21,13 +23,13 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         case normNumGroups = "norm_num_groups", scalingFactor = "scaling_factor"
         case downBlockTypes = "down_block_types", upBlockTypes = "up_block_types"
         case midBlockAddAttention = "mid_block_add_attention", actFn = "act_fn"
-        case useQuantConv = "use_quant_conv", usePostQuantConv = "use_post_quant_conv"
+        case useQuantConv = "use_quant_conv", usePostQuantConv = "use_post_quant_conv", sampleSize = "sample_size"
     }
 
     public init(inChannels: Int = 3, outChannels: Int = 3, latentChannels: Int = 4, blockOutChannels: [Int],
                 layersPerBlock: Int, normNumGroups: Int = 32, scalingFactor: Float = 0.18215,
                 downBlockTypes: [String]? = nil, upBlockTypes: [String]? = nil, midBlockAddAttention: Bool = true,
-                useQuantConv: Bool = true, usePostQuantConv: Bool = true) throws(ModelConfigError) {
+                useQuantConv: Bool = true, usePostQuantConv: Bool = true, sampleSize: Int = 32) throws(ModelConfigError) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.latentChannels = latentChannels
@@ -40,6 +42,7 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         self.midBlockAddAttention = midBlockAddAttention
         self.useQuantConv = useQuantConv
         self.usePostQuantConv = usePostQuantConv
+        self.sampleSize = sampleSize
         try validate()
     }
 
@@ -58,6 +61,12 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         midBlockAddAttention = try container.decodeIfPresent(Bool.self, forKey: .midBlockAddAttention) ?? true
         useQuantConv = try container.decodeIfPresent(Bool.self, forKey: .useQuantConv) ?? true
         usePostQuantConv = try container.decodeIfPresent(Bool.self, forKey: .usePostQuantConv) ?? true
+        // An int or [height, width]; diffusers tiles with the first. Its default is 32.
+        if let size = try? container.decodeIfPresent([Int].self, forKey: .sampleSize) {
+            sampleSize = size.first ?? 32
+        } else {
+            sampleSize = try container.decodeIfPresent(Int.self, forKey: .sampleSize) ?? 32
+        }
         let activation = try container.decodeIfPresent(String.self, forKey: .actFn) ?? "silu"
         try ModelConfigFile.require(activation == "silu", "act_fn \"\(activation)\" is not supported (only silu)")
         try validate()
@@ -78,6 +87,7 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
         try container.encode("silu", forKey: .actFn)
         try container.encode(useQuantConv, forKey: .useQuantConv)
         try container.encode(usePostQuantConv, forKey: .usePostQuantConv)
+        try container.encode(sampleSize, forKey: .sampleSize)
     }
 
     /// Reads vae/config.json.
@@ -105,5 +115,7 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
             throw ModelConfigError("up block type \"\(other)\" is not supported (only UpDecoderBlock2D)")
         }
         try require(scalingFactor.isFinite && scalingFactor > 0, "scaling_factor \(scalingFactor) must be positive")
+        try require(sampleSize >= 1 << (blockOutChannels.count - 1) && sampleSize <= 1 << 16,
+                    "sample_size \(sampleSize) is out of range (at least one latent cell, at most 65536)")
     }
 }
