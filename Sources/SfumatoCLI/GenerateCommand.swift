@@ -276,6 +276,8 @@ struct GenerationOptions: ParsableArguments {
         if self.guidanceScale == nil { chosen.append("guidance scale \(guidanceScale)" + (guidanceScale <= 1 ? " (off)" : "")) }
         if scheduler == nil { chosen.append("scheduler \(kind.rawValue) (the model's \(pipeline.schedulerConfig.className ?? ""))") }
         if !chosen.isEmpty { status.message("\(pipeline.family.rawValue) defaults: " + chosen.joined(separator: ", ")) }
+        // validate() could not check the strength against steps that come from the model.
+        try checkStrength(strength, steps: steps)
         for index in 0..<batchCount {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,

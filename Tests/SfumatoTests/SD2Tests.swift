@@ -76,6 +76,7 @@ import Testing
     func drawsWhatDiffusersDraws(case: (name: String, kind: SchedulerKind), source: String) throws {
         let pipeline = try (source == "folder" ? Self.folder : Self.singleFile).get()
         #expect(pipeline.schedulerConfig.predictionType == .vPrediction)
+        #expect(pipeline.family == .sd2 && pipeline.tokenizer.padID == 0)
         let file = try Fixtures.file("sd2/\(`case`.name).safetensors")
         var request = try Self.request(file, scheduler: `case`.kind)
         if `case`.name == "euler-trailing" {

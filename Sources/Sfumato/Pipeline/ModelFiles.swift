@@ -125,7 +125,7 @@ public struct ModelFiles: Sendable {
             }
             return given
         default:
-            throw .family(path: file.path, reason: "a \(openCLIP ? "OpenCLIP" : "CLIP") text encoder \(shape[1]) wide is neither SD 1.x (CLIP, 768) "
+            throw .family(path: file.path, reason: "an \(openCLIP ? "OpenCLIP" : "OpenAI CLIP") text encoder \(shape[1]) wide is neither SD 1.x (CLIP, 768) "
                           + "nor SD 2.x (OpenCLIP, 1024); give the model's diffusers configuration folder with --model-config")
         }
     }

@@ -16,12 +16,13 @@ public enum ModelFamily: String, CaseIterable, Sendable {
     case lcm = "lcm"
 
     /// The family of a diffusers model from its configurations: an LCM UNet has `time_cond_proj_dim`;
-    /// an OpenCLIP-wide (1024) text encoder is SD 2.x: SD-Turbo's recipe when its scheduler is Euler with
-    /// trailing spacing at 512x512 (as stabilityai/sd-turbo ships it), 768 with v-prediction, else base.
+    /// an OpenCLIP text encoder (transformers' config says gelu; OpenAI CLIP's says quick_gelu) is SD 2.x:
+    /// SD-Turbo's recipe when its scheduler is Euler with trailing spacing at 512x512 (as
+    /// stabilityai/sd-turbo ships it), 768 with v-prediction, else base.
     public init(textEncoder: CLIPTextConfig, unet: UNet2DConditionConfig, scheduler: SchedulerConfig) {
         if unet.timeCondProjDim != nil {
             self = .lcm
-        } else if textEncoder.hiddenSize != 1024 {
+        } else if textEncoder.hiddenAct != .gelu {
             self = .sd1
         } else if scheduler.className == "EulerDiscreteScheduler", scheduler.timestepSpacing == .trailing,
                   scheduler.predictionType == .epsilon, unet.sampleSize == [64, 64] {
