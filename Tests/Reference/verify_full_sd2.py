@@ -33,10 +33,10 @@ if len(sys.argv) > 1 and sys.argv[1] == "--compare":
     from PIL import Image
     theirs = np.asarray(Image.open(os.path.join(CACHE, "torch-ddim.png")).convert("RGB")).astype(int)
     failed = False
-    for name in ("folder", "single"):
+    for name, label in (("folder", "diffusers folder"), ("single", "single-file checkpoint")):
         ours = np.asarray(Image.open(os.path.join(CACHE, f"ours-{name}.png")).convert("RGB")).astype(int)
         close = float((np.abs(ours - theirs) <= 2).mean())
-        print(f"{SIZE}x{SIZE} DDIM v-prediction from the {name}: {close * 100:.2f}% of pixel values within 2 levels "
+        print(f"{SIZE}x{SIZE} DDIM v-prediction from the {label}: {close * 100:.2f}% of pixel values within 2 levels "
               f"of diffusers (max diff {np.abs(ours - theirs).max()})")
         failed |= close < 0.99
     sys.exit(1 if failed else 0)
