@@ -129,6 +129,14 @@ path = os.path.join(FIXTURES, "checkpoint", "tiny-sd2-single.safetensors")
 save_file({k: v.contiguous() for k, v in original.items()}, path)
 print(f"wrote {os.path.relpath(path, FIXTURES)} ({os.path.getsize(path)} bytes), checked against diffusers' converter")
 
+# The text encoder alone in fp16 (as most downloaded SD 2.x checkpoints are): fused in_proj split after widening.
+save_file({k: v.half().contiguous() for k, v in original.items() if k.startswith("cond_stage_model.")},
+          os.path.join(FIXTURES, "checkpoint", "tiny-sd2-text-fp16.safetensors"))
+rounded = CLIPTextModel(text_config).eval()
+rounded.load_state_dict({k: v.half().float() for k, v in text_encoder.state_dict().items()})
+with torch.no_grad():
+    save("sd2/text-fp16.safetensors", {"text_states": rounded(ids).last_hidden_state})
+
 # LCM: the same UNet architecture with a guidance embedding (SD 1.x-style projections, as LCM_Dreamshaper_v7).
 lcm_unet = perturbed(UNet2DConditionModel(**UNET, time_cond_proj_dim=16))
 os.makedirs(LCM, exist_ok=True)

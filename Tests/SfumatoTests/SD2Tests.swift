@@ -51,6 +51,19 @@ import Testing
             == folder.unet(sample, timestep: 10, encoderHiddenStates: states).toArray())
     }
 
+    /// An fp16 OpenCLIP text encoder: the fused in_proj is widened, then split (and the thirds copied).
+    @Test func fp16OpenCLIPTextEncoder() throws {
+        let file = try Fixtures.file("checkpoint/tiny-sd2-text-fp16.safetensors")
+        let resblocks = OriginalCheckpointSource.openCLIPResblockCount(file)
+        #expect(resblocks == 3)
+        let source = OriginalCheckpointSource(file: file, component: .openCLIPTextEncoder(resblocks: resblocks))
+        let q = try source.tensor("text_model.encoder.layers.0.self_attn.q_proj.weight")
+        #expect(q.shape == [32, 32] && q.storage.count == 32 * 32)
+        let model = try CLIPTextModel(config: try Self.folder.get().textEncoder.config, weights: source)
+        let ids = Self.ids(try Fixtures.file("sd2/networks.safetensors").tensor("input_ids"))
+        expectClose(try model(ids), try Fixtures.file("sd2/text-fp16.safetensors").tensor("text_states"), tolerance: 1e-4, "fp16 text encoder")
+    }
+
     static func request(_ file: SafeTensorsFile, scheduler: SchedulerKind) throws -> GenerationRequest {
         let meta = file.metadata
         return GenerationRequest(
