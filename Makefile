@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full clean vocab train-default-model evaluate-default-model install install-files uninstall
+.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
@@ -17,7 +17,8 @@ help:
 	@echo "make doctor    libraries found, OpenBLAS core and threads, measured sgemm GFLOP/s"
 	@echo "make bench     operator benchmarks (not a test)"
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
-	@echo "make verify-full  full-size SD 1.5 (random weights): our networks and images vs PyTorch"
+	@echo "make verify-full  full-size SD 1.5 and SD 2.1 768-v (random weights): our networks and images vs PyTorch"
+	@echo "make verify-full-sd2  only the SD 2.1 768-v part"
 	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
 	@echo "make install [PREFIX=/usr/local]  the binary, the default model and shell completions (make uninstall removes them)"
 
@@ -93,6 +94,23 @@ verify-full: venv vocab build
 	    --init-image .cache/sd15-random/init-256.png --strength 0.6 --scheduler euler-a --steps 8 --seed 42 \
 	    --output .cache/sd15-random/ours-img2img.png
 	cd Tests/Reference && ../../$(PYTHON) verify_full.py --compare
+	@$(MAKE) --no-print-directory verify-full-sd2
+
+# Full-size SD 2.1 768-v shapes with random weights (git-ignored .cache/sd21-random, ~11 GB): the text
+# encoder, the UNet and the VAE against PyTorch, and a 3-step v-prediction image at 256x256, from the
+# diffusers folder and from the single-file checkpoint (OpenCLIP names, fused in_proj).
+SD21 := .cache/sd21-random
+SD21_PROMPT := "a photograph of an astronaut riding a horse" --negative-prompt blurry --steps 3 --guidance-scale 7.5 \
+    --seed 42 --width 256 --height 256
+verify-full-sd2: venv vocab build
+	cd Tests/Reference && ../../$(PYTHON) verify_full_sd2.py
+	$(BIN) verify --model $(SD21)/diffusers --reference $(SD21)/reference.safetensors
+	$(BIN) verify --model $(SD21)/sd21-random.safetensors --model-type sd2-768 --tokenizer $(SD21)/diffusers/tokenizer \
+	    --reference $(SD21)/reference.safetensors
+	$(BIN) generate $(SD21_PROMPT) --model $(SD21)/diffusers --output $(SD21)/ours-folder.png
+	$(BIN) generate $(SD21_PROMPT) --model $(SD21)/sd21-random.safetensors --model-type sd2-768 \
+	    --tokenizer $(SD21)/diffusers/tokenizer --output $(SD21)/ours-single.png
+	cd Tests/Reference && ../../$(PYTHON) verify_full_sd2.py --compare
 
 # Full-size SD 1.5 (random weights) timed side by side: ours, PyTorch/diffusers fp32, OpenVINO f32 and
 # OpenVINO's default precision, one process each, interleaved rounds. ~9 min at 512x512 on 2 cores

@@ -8,8 +8,11 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Draw an image from a text prompt and save it as a PNG with its generation parameters.",
         discussion: """
         Without --model, the embedded default model in Models/ is used. A model is a diffusers folder \
-        (model_index.json, text_encoder/, tokenizer/, unet/, vae/, scheduler/) or a single-file SD 1.x \
-        .safetensors checkpoint (give --tokenizer, or put a tokenizer/ folder beside it).
+        (model_index.json, text_encoder/, tokenizer/, unet/, vae/, scheduler/) or a single-file SD 1.x or 2.x \
+        .safetensors checkpoint (give --tokenizer, or put a tokenizer/ folder beside it; SD 2.x files also need \
+        --model-type, since their 512 and 768 variants hold the same tensors).
+        Steps, guidance and scheduler not given come from the model (SD-Turbo: 1 step without guidance; \
+        LCM: 4 steps), and the choice is printed.
         The same model, prompt, negative prompt, seed, scheduler, steps, guidance and size give the image \
         diffusers gives.
         Prompts use AUTOMATIC1111's syntax: (word) and [word] weigh a word by 1.1 and 1/1.1, (word:1.5) by \
@@ -84,9 +87,11 @@ struct InpaintCommand: ParsableCommand {
     }
 }
 
-/// `--strength` lies in [0, 1] and leaves at least one step to run.
-func checkStrength(_ strength: Double, steps: Int) throws {
+/// `--strength` lies in [0, 1] and leaves at least one step to run (checked again with the model's
+/// default steps when `--steps` is not given).
+func checkStrength(_ strength: Double, steps: Int?) throws {
     guard strength.isFinite, strength >= 0, strength <= 1 else { throw ValidationError("--strength must be between 0 and 1, not \(strength)") }
+    guard let steps else { return }
     guard Int(Double(steps) * strength) >= 1 else {
         throw ValidationError("--strength \(strength) with --steps \(steps) runs no denoising step (int(steps * strength) is 0)")
     }
@@ -153,6 +158,12 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Tokenizer folder (vocab.json, merges.txt), for single-file checkpoints.")
     var tokenizer: String?
 
+    @Option(help: "Model family: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")). A single file is read with its configurations (SD 2.x files need it); any model takes its defaults. Default: told from the model.")
+    var modelType: ModelFamily?
+
+    @Option(help: "For a single-file checkpoint: a diffusers folder with the model's config.json files (and tokenizer/), used instead of a family's.")
+    var modelConfig: String?
+
     @Option(help: "Sampler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the model's own.")
     var scheduler: SchedulerKind?
 
@@ -165,11 +176,11 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Condition on the text encoder's last layer (1) or an earlier one (2: the penultimate, as A1111's \"Clip skip\").")
     var clipSkip = 1
 
-    @Option(help: "Denoising steps.")
-    var steps = 25
+    @Option(help: "Denoising steps. Default: the model's (25; SD-Turbo 1, LCM 4).")
+    var steps: Int?
 
-    @Option(help: "Classifier-free guidance scale (1 turns guidance off).")
-    var guidanceScale: Float = 7.5
+    @Option(help: "Classifier-free guidance scale (1 or less turns guidance off). Default: the model's (7.5; SD-Turbo 0, LCM 8.5).")
+    var guidanceScale: Float?
 
     @Option(help: "Random seed (torch-compatible); random when not given, and printed.")
     var seed: UInt64?
@@ -207,8 +218,8 @@ struct GenerationOptions: ParsableArguments {
     var quiet = false
 
     func validate() throws {
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
-        guard guidanceScale.isFinite else { throw ValidationError("--guidance-scale must be a finite number") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let guidanceScale, !guidanceScale.isFinite { throw ValidationError("--guidance-scale must be a finite number") }
         guard clipSkip >= 1 else { throw ValidationError("--clip-skip must be at least 1 (1 is the last layer)") }
         for argument in loras where loraArgument(argument).weight?.isFinite == false {
             throw ValidationError("--lora \(argument): the weight must be a finite number")
@@ -257,7 +268,7 @@ struct GenerationOptions: ParsableArguments {
         status.message("OpenBLAS core \(blas.coreName), \(blas.threads) threads")
         if let warning = blas.warning { status.message(warning) }
 
-        let files = try ModelFiles(path: model ?? DefaultModel.path(), tokenizer: tokenizer)
+        let files = try ModelFiles(path: model ?? DefaultModel.path(), tokenizer: tokenizer, family: modelType, configuration: modelConfig)
         let loadStart = Date()
         let loaded = try StableDiffusionPipeline(files: files)
         status.message("loaded \(loaded.modelName) in " + String(format: "%.1f s", Date().timeIntervalSince(loadStart)))
@@ -272,6 +283,17 @@ struct GenerationOptions: ParsableArguments {
         let firstSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
         if seed == nil { status.message("seed \(firstSeed)") }
         let kind = try scheduler ?? SchedulerKind(defaultFor: pipeline.schedulerConfig)
+        // What the user left out comes from the model, and is said.
+        let defaults = pipeline.defaults
+        let steps = self.steps ?? defaults.steps
+        let guidanceScale = self.guidanceScale ?? defaults.guidanceScale
+        var chosen: [String] = []
+        if self.steps == nil { chosen.append("\(steps) step" + (steps == 1 ? "" : "s")) }
+        if self.guidanceScale == nil { chosen.append("guidance scale \(guidanceScale)" + (guidanceScale <= 1 ? " (off)" : "")) }
+        if scheduler == nil { chosen.append("scheduler \(kind.rawValue) (the model's \(pipeline.schedulerConfig.className ?? ""))") }
+        if !chosen.isEmpty { status.message("\(pipeline.family.rawValue) defaults: " + chosen.joined(separator: ", ")) }
+        // validate() could not check the strength against steps that come from the model.
+        try checkStrength(strength, steps: steps)
         for index in 0..<batchCount {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
@@ -316,6 +338,7 @@ struct GenerationOptions: ParsableArguments {
 }
 
 extension SchedulerKind: ExpressibleByArgument {}
+extension ModelFamily: ExpressibleByArgument {}
 
 /// Fails early, before loading a model, when results could not be saved.
 /// `--threads`, when given, is between 1 and 1024.

@@ -16,6 +16,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Tokenizer folder, for single-file checkpoints.")
     var tokenizer: String?
 
+    @Option(help: "Model family of a single-file checkpoint (SD 2.x files need it): \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var modelType: ModelFamily?
+
     @Option(help: "Reference safetensors with inputs and torch outputs.")
     var reference: String
 
@@ -24,7 +27,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let pipeline = try StableDiffusionPipeline(files: try ModelFiles(path: model, tokenizer: tokenizer))
+        let pipeline = try StableDiffusionPipeline(files: try ModelFiles(path: model, tokenizer: tokenizer, family: modelType))
         print("loaded \(model) in " + String(format: "%.1f s", Date().timeIntervalSince(start)))
         let file = try SafeTensorsFile(path: reference)
         var worst: Float = 0

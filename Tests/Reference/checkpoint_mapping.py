@@ -1,9 +1,11 @@
-"""diffusers -> original (LDM) names for SD 1.x, our own rules, checked against diffusers' converter.
+"""diffusers -> original (LDM) names for SD 1.x and 2.x, our own rules, checked against diffusers' converter.
 
 Used by fixtures_checkpoint_mapping.py (the name table fixture) and by scripts that write
 single-file checkpoints from diffusers folders (tests, `make verify-full`).
 """
 import re
+
+import torch
 
 RESNET = [("norm1.", "in_layers.0."), ("conv1.", "in_layers.2."), ("time_emb_proj.", "emb_layers.1."),
           ("norm2.", "out_layers.0."), ("conv2.", "out_layers.3."), ("conv_shortcut.", "skip_connection.")]
@@ -87,4 +89,39 @@ def to_original(unet_sd, unet_config, vae_sd, vae_config, text_sd):
     for name, tensor in text_sd.items():
         name = name if name.startswith("text_model.") else "text_model." + name
         result["cond_stage_model.transformer." + name] = tensor
+    return result
+
+
+OPENCLIP_LAYER = [("layer_norm1.", "ln_1."), ("layer_norm2.", "ln_2."), ("self_attn.out_proj.", "attn.out_proj."),
+                  ("mlp.fc1.", "mlp.c_fc."), ("mlp.fc2.", "mlp.c_proj.")]
+OPENCLIP_FIXED = {"embeddings.token_embedding.weight": "token_embedding.weight",
+                  "embeddings.position_embedding.weight": "positional_embedding",
+                  "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
+
+
+def openclip_original(text_sd, last_layer, text_projection):
+    """SD 2.x's `cond_stage_model.model.*` tensors from a transformers CLIPTextModel state dict: q, k, v fused
+    into in_proj, plus the original's last resblock (`last_layer`, a state dict of one more encoder layer
+    in diffusers names, which SD 2 does not use) and the contrastive head's text_projection."""
+    prefix = "cond_stage_model.model."
+    text_sd = {k[len("text_model."):] if k.startswith("text_model.") else k: v for k, v in text_sd.items()}
+    layers = 1 + max(int(k.split(".")[2]) for k in text_sd if k.startswith("encoder.layers."))
+    result = {prefix + OPENCLIP_FIXED[k]: v for k, v in text_sd.items() if k in OPENCLIP_FIXED}
+    for index in range(layers + 1):
+        layer = last_layer if index == layers else {k[len(f"encoder.layers.{index}."):]: v for k, v in text_sd.items()
+                                                     if k.startswith(f"encoder.layers.{index}.")}
+        scope = f"{prefix}transformer.resblocks.{index}."
+        for kind in ("weight", "bias"):
+            result[scope + f"attn.in_proj_{kind}"] = torch.cat([layer[f"self_attn.{p}_proj.{kind}"] for p in "qkv"])
+        for name, tensor in layer.items():
+            if not name.startswith(("self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj.")):
+                result[scope + _swap(name, OPENCLIP_LAYER)] = tensor
+    result[prefix + "text_projection"] = text_projection
+    return result
+
+
+def to_original_sd2(unet_sd, unet_config, vae_sd, vae_config, text_sd, last_layer, text_projection):
+    """An SD 2.x single-file checkpoint state dict: UNet and VAE as in SD 1.x, the text encoder as OpenCLIP."""
+    result = {k: v for k, v in to_original(unet_sd, unet_config, vae_sd, vae_config, {}).items()}
+    result.update(openclip_original(text_sd, last_layer, text_projection))
     return result

@@ -61,15 +61,15 @@ def train(corpus, merge_count):
     return {token: index for index, token in enumerate(vocab)}, merges
 
 
-def write(folder, vocab, merges, max_length=77):
-    """vocab.json, merges.txt and the tokenizer config of an SD 1.x tokenizer folder."""
+def write(folder, vocab, merges, max_length=77, pad_token="<|endoftext|>"):
+    """vocab.json, merges.txt and the tokenizer config of an SD 1.x tokenizer folder (SD 2.x: pad_token "!")."""
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "vocab.json"), "w") as f:
         json.dump(vocab, f, ensure_ascii=False)
     with open(os.path.join(folder, "merges.txt"), "w") as f:
         f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": max_length, "bos_token": "<|startoftext|>",
-              "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+              "eos_token": "<|endoftext|>", "pad_token": pad_token, "unk_token": "<|endoftext|>",
               "do_lower_case": True}
     with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
         json.dump(config, f, indent=2)

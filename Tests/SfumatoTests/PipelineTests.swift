@@ -113,8 +113,9 @@ import Testing
         #expect(throws: ModelLoadError.self) { try ModelFiles(path: pickle.path) }
         // A valid safetensors file that is not an SD checkpoint.
         #expect(throws: ModelLoadError.self) { try ModelFiles(path: Fixtures.path("ops/linear.safetensors")) }
-        // A single-file checkpoint without a tokenizer beside it.
-        let files = try ModelFiles(path: Fixtures.path("checkpoint/tiny-single.safetensors"))
-        #expect(throws: ModelLoadError.self) { try StableDiffusionPipeline(files: files) }
+        // A single-file SD 1.x checkpoint without a tokenizer beside it.
+        let files = try ModelFiles(path: try SD2Tests.checkpoint(key: "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight", width: 768))
+        let error = #expect(throws: ModelLoadError.self) { try StableDiffusionPipeline(files: files) }
+        #expect(error?.description.contains("--tokenizer") == true)
     }
 }

@@ -42,10 +42,10 @@ import Testing
                         "sinusoidal \(dimension) flip \(flip) shift \(shift)")
         }
         let loader = ParameterLoader(source: file, component: "timestep fixture")
-        let embedding = TimestepEmbedding(loader.scoped("time_embedding"), inChannels: 32, timeEmbedDim: 128)
+        let embedding = TimestepEmbedding(loader.scoped("time_embedding"), inChannels: 32, timeEmbedDim: 128, condProjDim: nil)
         try loader.finish(ignoring: { !$0.hasPrefix("time_embedding.") })
         let features = sinusoidalTimestepEmbedding(timesteps, dimension: 32, flipSinToCos: true, downscaleFreqShift: 0)
-        expectClose(embedding(features), try file.tensor("embedded"), tolerance: 1e-4, "TimestepEmbedding")
+        expectClose(embedding(features, condition: nil), try file.tensor("embedded"), tolerance: 1e-4, "TimestepEmbedding")
     }
 
     /// diffusers' SD 1.5 unet/config.json resolves to the published architecture numbers.
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("class_embed_type", "\"timestep\""), ("time_cond_proj_dim", "256"), ("addition_embed_type", "\"text_time\""),
+        ("class_embed_type", "\"timestep\""), ("addition_embed_type", "\"text_time\""),
         ("resnet_time_scale_shift", "\"scale_shift\""), ("num_attention_heads", "8"), ("only_cross_attention", "true"),
         ("mid_block_type", "\"UNetMidBlock2DSimpleCrossAttn\""), ("center_input_sample", "true"),
         ("down_block_types", "[\"AttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"DownBlock2D\"]"),

@@ -8,6 +8,8 @@ public enum ModelLoadError: Error, CustomStringConvertible {
     case invalidConfig(path: String, reason: String)
     case weights(WeightError)
     case parameters(ParameterMismatch)
+    /// A single-file checkpoint whose family cannot be told from its tensors (or contradicts the one given).
+    case family(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,7 @@ public enum ModelLoadError: Error, CustomStringConvertible {
         case let .invalidConfig(path, reason): "\(path): \(reason)"
         case let .weights(error): error.description
         case let .parameters(mismatch): mismatch.description
+        case let .family(path, reason): "\(path): \(reason)"
         }
     }
 }
@@ -33,37 +36,104 @@ public struct ModelFiles: Sendable {
     let layout: Layout
     /// The folder with vocab.json and merges.txt, if one was found.
     public let tokenizerFolder: URL?
+    /// The family given, or for a single-file checkpoint read through a preset, the one its tensors show.
+    public let family: ModelFamily?
+    /// Single file: a diffusers folder whose config.json files describe the checkpoint (diffusers'
+    /// `from_single_file(config=...)`); nil: the family's preset.
+    let configurationFolder: URL?
+    /// Single file without a configuration folder: how its text encoder is stored.
+    let textEncoderLayout: OriginalCheckpointSource.Component
 
-    /// Classifies `path`; `tokenizer` overrides where the vocabulary comes from (needed for
-    /// a single-file checkpoint without a tokenizer/ folder beside it).
-    public init(path: String, tokenizer: String? = nil) throws(ModelLoadError) {
+    /// Classifies `path`. `tokenizer` overrides where the vocabulary comes from (needed for a single-file
+    /// checkpoint without a tokenizer/ folder beside it). `family` picks the defaults, and for a single file
+    /// its configurations (it must agree with the checkpoint's tensors; SD 2.x files need it, since their
+    /// 512 and 768 variants hold the same tensors). `configuration` (single files): a diffusers folder
+    /// with the model's config.json files, used instead of a family's preset.
+    public init(path: String, tokenizer: String? = nil, family: ModelFamily? = nil,
+                configuration: String? = nil) throws(ModelLoadError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path: path) }
         let url = URL(fileURLWithPath: path)
-        let beside: URL
+        var candidates: [URL] = []
         if isDirectory.boolValue {
             guard FileManager.default.fileExists(atPath: url.appendingPathComponent("unet").path) else {
                 throw .missingFile(path: path, what: "unet/ (not a diffusers model folder)")
             }
+            if configuration != nil {
+                throw .invalidConfig(path: path, reason: "a diffusers folder has its own configurations; a configuration folder is for single-file checkpoints")
+            }
             layout = .diffusers(root: url)
-            beside = url.appendingPathComponent("tokenizer")
+            self.family = family
+            configurationFolder = nil
+            textEncoderLayout = .textEncoder
+            candidates.append(url.appendingPathComponent("tokenizer"))
         } else {
             if ["ckpt", "bin", "pt", "pth"].contains(url.pathExtension) {
                 throw .unsupportedWeights(path: path, reason: "pickled PyTorch checkpoints are not loaded (they can run code); use the .safetensors version")
             }
             let file: SafeTensorsFile
             do { file = try SafeTensorsFile(path: path) } catch { throw .weights(error) }
+            if file.names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
+                throw .unsupportedWeights(path: path, reason: "an SDXL checkpoint; Sfumato runs SD 1.x and 2.x")
+            }
             guard OriginalCheckpointSource.isOriginalCheckpoint(file) else {
-                throw .unsupportedWeights(path: path, reason: "not a Stable Diffusion 1.x checkpoint (no model.diffusion_model.* tensors)")
+                throw .unsupportedWeights(path: path, reason: "not a Stable Diffusion checkpoint (no model.diffusion_model.* tensors)")
             }
             layout = .singleFile(checkpoint: file)
-            beside = url.deletingLastPathComponent().appendingPathComponent("tokenizer")
+            let resblocks = OriginalCheckpointSource.openCLIPResblockCount(file)
+            textEncoderLayout = resblocks > 0 ? .openCLIPTextEncoder(resblocks: resblocks) : .textEncoder
+            if let configuration {
+                configurationFolder = URL(fileURLWithPath: configuration)
+                self.family = family
+                candidates.append(URL(fileURLWithPath: configuration).appendingPathComponent("tokenizer"))
+            } else {
+                configurationFolder = nil
+                self.family = try Self.singleFileFamily(file, given: family)
+            }
+            candidates.append(url.deletingLastPathComponent().appendingPathComponent("tokenizer"))
         }
         if let tokenizer {
             tokenizerFolder = URL(fileURLWithPath: tokenizer)
         } else {
-            tokenizerFolder = FileManager.default.fileExists(atPath: beside.appendingPathComponent("vocab.json").path) ? beside : nil
+            tokenizerFolder = candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("vocab.json").path) }
         }
+    }
+
+    /// The family of a single-file checkpoint, from its text encoder's width: CLIP ViT-L (768) is SD 1.x,
+    /// OpenCLIP ViT-H (1024) SD 2.x, whose variants the caller must name. Anything else is refused.
+    static func singleFileFamily(_ file: SafeTensorsFile, given: ModelFamily?) throws(ModelLoadError) -> ModelFamily {
+        let keys = ["cond_stage_model.model.token_embedding.weight",
+                    "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+                    "cond_stage_model.transformer.embeddings.token_embedding.weight"]
+        guard let key = keys.first(where: { file.entries[$0] != nil }), let shape = file.entries[key]?.shape, shape.count == 2 else {
+            throw .family(path: file.path, reason: "no text encoder (cond_stage_model.*) found, so the model family is unknown; "
+                          + "give its diffusers configuration folder with --model-config")
+        }
+        let openCLIP = key.hasPrefix("cond_stage_model.model.")
+        let sd2Names = [ModelFamily.sd2Base, .sd2, .sdTurbo].map(\.rawValue).joined(separator: ", ")
+        switch (shape[1], openCLIP) {
+        case (768, false):
+            guard let given, given != .sd1 else { return .sd1 }
+            throw .family(path: file.path, reason: "the text encoder is CLIP ViT-L (768 wide), an SD 1.x model, not \(given.rawValue)")
+        case (1024, true):
+            guard let given else {
+                throw .family(path: file.path, reason: "an SD 2.x checkpoint (OpenCLIP text encoder, 1024 wide): its 512 (epsilon) "
+                              + "and 768 (v-prediction) variants hold the same tensors; say which with --model-type (\(sd2Names))")
+            }
+            guard given.usesOpenCLIP else {
+                throw .family(path: file.path, reason: "the text encoder is OpenCLIP ViT-H (1024 wide), an SD 2.x model, not \(given.rawValue) (use \(sd2Names))")
+            }
+            return given
+        default:
+            throw .family(path: file.path, reason: "an \(openCLIP ? "OpenCLIP" : "OpenAI CLIP") text encoder \(shape[1]) wide is neither SD 1.x (CLIP, 768) "
+                          + "nor SD 2.x (OpenCLIP, 1024); give the model's diffusers configuration folder with --model-config")
+        }
+    }
+
+    /// The preset a single file is read with (nil: a diffusers folder, or a configuration folder).
+    var preset: ModelPreset? {
+        guard case .singleFile = layout, configurationFolder == nil else { return nil }
+        return family?.preset
     }
 
     /// The tokenizer folder, or an error saying how to give one.
@@ -74,25 +144,29 @@ public struct ModelFiles: Sendable {
         return tokenizerFolder
     }
 
-    /// The scheduler configuration alone (scheduler/scheduler_config.json, or SD 1.5's for a single file).
+    /// The scheduler configuration alone (scheduler/scheduler_config.json, or the family's preset for a single file).
     public func schedulerConfig() throws(ModelLoadError) -> SchedulerConfig {
-        try config(component: "scheduler", sd15Default: SD15Defaults.scheduler) { data, _ in try SchedulerConfig.decode(json: data) }
+        try config(component: "scheduler") { data, _ in try SchedulerConfig.decode(json: data) }
     }
 
-    /// Reads a component's config.json (diffusers) or the SD 1.5 default (single file) with the
-    /// component's own decoder, which refuses values we do not support.
-    func config<Config>(component: String, sd15Default: String,
-                        decode: (Data, String) throws -> Config) throws(ModelLoadError) -> Config {
+    /// Reads a component's config.json (diffusers folder, or a single file's configuration folder) or the
+    /// family's preset (single file) with the component's own decoder, which refuses values we do not support.
+    func config<Config>(component: String, decode: (Data, String) throws -> Config) throws(ModelLoadError) -> Config {
         let data: Data
         let source: String
-        switch layout {
-        case let .diffusers(root):
-            let url = root.appendingPathComponent(component).appendingPathComponent(component == "scheduler" ? "scheduler_config.json" : "config.json")
+        let folder: URL? = switch layout {
+        case let .diffusers(root): root
+        case .singleFile: configurationFolder
+        }
+        if let folder {
+            let url = folder.appendingPathComponent(component).appendingPathComponent(component == "scheduler" ? "scheduler_config.json" : "config.json")
             source = url.path
             do { data = try Data(contentsOf: url) } catch { throw .missingFile(path: url.path, what: "the component's configuration") }
-        case .singleFile:
-            source = "built-in SD 1.5 \(component) configuration"
-            data = Data(sd15Default.utf8)
+        } else if let preset, let family {
+            source = "built-in \(family.rawValue) \(component) configuration"
+            data = Data(preset.config(component: component).utf8)
+        } else {
+            throw .family(path: displayName, reason: "no configuration for the \(component)")
         }
         do { return try decode(data, source) } catch {
             throw .invalidConfig(path: source, reason: "\(error)")
@@ -125,7 +199,7 @@ public struct ModelFiles: Sendable {
             }
             return sources.count == 1 ? sources[0] : CombinedTensorSource(sources)
         case let .singleFile(checkpoint):
-            return OriginalCheckpointSource(file: checkpoint, component: original)
+            return OriginalCheckpointSource(file: checkpoint, component: component == "text_encoder" ? textEncoderLayout : original)
         }
     }
 

@@ -68,7 +68,7 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Text to image with Stable Diffusion 1.x: load once, then call `generate` from any number of
+/// Text to image with Stable Diffusion 1.x and 2.x: load once, then call `generate` from any number of
 /// tasks at once (the networks are read-only; each run has its own scheduler and random source).
 public final class StableDiffusionPipeline: Sendable {
     public let tokenizer: CLIPTokenizer
@@ -78,6 +78,8 @@ public final class StableDiffusionPipeline: Sendable {
     public let schedulerConfig: SchedulerConfig
     /// Shown in PNG metadata: the model folder or file name.
     public let modelName: String
+    /// The family the model belongs to (given, or told from its configurations), which sets its defaults.
+    public let family: ModelFamily
     /// The LoRAs merged into `textEncoder` and `unet` (none for a pipeline loaded from files).
     public let loras: [LoRAApplication]
     /// The weights as loaded, without LoRAs: `applyingLoRAs` always starts from them.
@@ -89,12 +91,12 @@ public final class StableDiffusionPipeline: Sendable {
     /// Loads every part of the model; all tensor problems of a component come in one error.
     public init(files: ModelFiles) throws {
         modelName = files.displayName
-        tokenizer = try CLIPTokenizer(directory: try files.requireTokenizerFolder())
-        schedulerConfig = try files.config(component: "scheduler", sd15Default: SD15Defaults.scheduler) { data, _ in
+        tokenizer = try CLIPTokenizer(directory: try files.requireTokenizerFolder(), padToken: files.preset?.padToken)
+        schedulerConfig = try files.config(component: "scheduler") { data, _ in
             try SchedulerConfig.decode(json: data)
         }
 
-        let textConfig = try files.config(component: "text_encoder", sd15Default: SD15Defaults.textEncoder) { data, _ in
+        let textConfig = try files.config(component: "text_encoder") { data, _ in
             try JSONDecoder().decode(CLIPTextConfig.self, from: data)
         }
         let textTensors = RecordingTensorSource(try files.tensors(component: "text_encoder", original: .textEncoder))
@@ -102,10 +104,11 @@ public final class StableDiffusionPipeline: Sendable {
         baseTextEncoderTensors = textTensors.loaded
         baseTextEncoder = textEncoder
 
-        let unetConfig = try files.config(component: "unet", sd15Default: SD15Defaults.unet) { data, path in
+        let unetConfig = try files.config(component: "unet") { data, path in
             try UNet2DConditionConfig(json: data, path: path)
         }
-        let vaeConfig = try files.config(component: "vae", sd15Default: SD15Defaults.vae) { data, _ in
+        family = files.family ?? ModelFamily(textEncoder: textConfig, unet: unetConfig, scheduler: schedulerConfig)
+        let vaeConfig = try files.config(component: "vae") { data, _ in
             try JSONDecoder().decode(AutoencoderKLConfig.self, from: data)
         }
         // The UNet denoises the VAE's latents: the same channels out, and in (or 2L + 1 for an inpainting
@@ -133,6 +136,7 @@ public final class StableDiffusionPipeline: Sendable {
         vae = base.vae
         schedulerConfig = base.schedulerConfig
         modelName = base.modelName
+        family = base.family
         self.loras = loras
         baseTextEncoderTensors = base.baseTextEncoderTensors
         baseUNetTensors = base.baseUNetTensors
@@ -153,6 +157,9 @@ public final class StableDiffusionPipeline: Sendable {
             : try UNet2DConditionModel(config: unet.config, weights: baseUNetTensors.replacing(merged.unet))
         return StableDiffusionPipeline(base: self, textEncoder: text, unet: denoiser, loras: loras)
     }
+
+    /// The steps and guidance scale the model is meant to run with (its family's).
+    public var defaults: GenerationDefaults { family.defaults }
 
     /// Pixels per latent cell (8 for SD: one per VAE downsampling level).
     /// Takes the text encoder's weights out of resident memory until the next prompt, as every
@@ -242,8 +249,10 @@ public final class StableDiffusionPipeline: Sendable {
                                 progress: (GenerationProgress) -> Bool = { _ in true }) throws -> Tensor {
         try validate(request)
         let startTime = DispatchTime.now().uptimeNanoseconds
-        // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does.
-        let guided = request.guidanceScale > 1
+        // Guidance off (scale <= 1) runs the conditional batch alone, as diffusers does; so does an LCM
+        // UNet, which takes the scale as an embedding instead (diffusers' `timestep_cond`).
+        let guided = request.guidanceScale > 1 && unet.config.timeCondProjDim == nil
+        let condition = unet.config.timeCondProjDim.map { guidanceScaleEmbedding([request.guidanceScale], dimension: $0) }
         // AUTOMATIC1111 takes `<lora:...>` and other extra-network tags out of the prompt (not the negative prompt).
         let prompts = guided ? [request.negativePrompt, ExtraNetworks.removingTags(from: request.prompt)]
             : [ExtraNetworks.removingTags(from: request.prompt)]
@@ -272,7 +281,7 @@ public final class StableDiffusionPipeline: Sendable {
             let timestep = scheduler.timesteps[index]
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
             let noise = if !guided {
-                try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0])
+                try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0], timestepCondition: condition)
             } else if let batchedStates {
                 try unet(withExtraInput(concat([input, input], axis: 0)), timestep: timestep, encoderHiddenStates: batchedStates)
             } else {

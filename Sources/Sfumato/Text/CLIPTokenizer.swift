@@ -58,15 +58,17 @@ public struct CLIPTokenizer: Sendable {
 
     /// Loads `vocab.json` and `merges.txt` from `directory`, plus the pad token and
     /// `model_max_length` from `tokenizer_config.json` / `special_tokens_map.json` when present.
-    public init(directory: URL) throws(CLIPTokenizerError) {
+    /// `padToken`, when given, overrides the files' (a model family's own padding).
+    public init(directory: URL, padToken: String? = nil) throws(CLIPTokenizerError) {
         try self.init(vocabularyURL: directory.appendingPathComponent("vocab.json"),
                       mergesURL: directory.appendingPathComponent("merges.txt"),
-                      configurationDirectory: directory)
+                      configurationDirectory: directory, padToken: padToken)
     }
 
     /// `configurationDirectory`, when given, is searched for `tokenizer_config.json` and
     /// `special_tokens_map.json` (both optional; later files override earlier ones).
-    public init(vocabularyURL: URL, mergesURL: URL, configurationDirectory: URL? = nil) throws(CLIPTokenizerError) {
+    public init(vocabularyURL: URL, mergesURL: URL, configurationDirectory: URL? = nil,
+                padToken padTokenOverride: String? = nil) throws(CLIPTokenizerError) {
         let vocabulary = try Self.readVocabulary(vocabularyURL.path)
         var tokenStrings: [Int32: String] = [:]
         for (token, id) in vocabulary { tokenStrings[id] = token }
@@ -82,6 +84,7 @@ public struct CLIPTokenizer: Sendable {
                 if let length = settings.maxLength { maxLength = length }
             }
         }
+        if let padTokenOverride { padToken = padTokenOverride }
 
         func id(of token: String, _ role: String) throws(CLIPTokenizerError) -> Int32 {
             guard let id = vocabulary[token] else {

@@ -29,7 +29,7 @@ public final class UNet2DConditionModel: Sendable {
         conv_in = Conv2d(loader.scoped("conv_in"), in: config.inChannels, out: channels[0],
                          kernel: config.convInKernel, padding: inPadding)
         time_embedding = TimestepEmbedding(loader.scoped("time_embedding"), inChannels: config.timestepInputDim,
-                                           timeEmbedDim: config.timeEmbeddingDim)
+                                           timeEmbedDim: config.timeEmbeddingDim, condProjDim: config.timeCondProjDim)
         down_blocks = channels.indices.map { UNetDownBlock(loader.scoped("down_blocks.\($0)"), config: config, index: $0) }
         mid_block = UNetMidBlock2DCrossAttn(loader.scoped("mid_block"), config: config)
         up_blocks = channels.indices.map { UNetUpBlock(loader.scoped("up_blocks.\($0)"), config: config, index: $0) }
@@ -45,12 +45,23 @@ public final class UNet2DConditionModel: Sendable {
     ///
     /// The timestep is rounded to float32 as diffusers does, whether the scheduler's value is
     /// integral (DDIM, PNDM) or fractional (Euler). H and W must be multiples of `config.spatialFactor`.
-    public func callAsFunction(_ sample: Tensor, timestep: Double, encoderHiddenStates: Tensor) throws(UNetError) -> Tensor {
+    /// `timestepCondition` [N, time_cond_proj_dim] (LCM UNets only, diffusers' `timestep_cond`): the
+    /// guidance-scale embedding; without it such a UNet runs as diffusers does without one.
+    public func callAsFunction(_ sample: Tensor, timestep: Double, encoderHiddenStates: Tensor,
+                               timestepCondition: Tensor? = nil) throws(UNetError) -> Tensor {
         try validate(sample, timestep: timestep, encoderHiddenStates: encoderHiddenStates)
+        if let timestepCondition {
+            guard let width = config.timeCondProjDim else {
+                throw .invalidInput("a timestep condition was given, but this UNet has no time_cond_proj_dim")
+            }
+            guard timestepCondition.shape == [sample.shape[0], width] else {
+                throw .invalidInput("timestep condition has shape \(timestepCondition.shape), expected [\(sample.shape[0]), \(width)]")
+            }
+        }
         let features = sinusoidalTimestepEmbedding(Array(repeating: Float(timestep), count: sample.shape[0]),
                                                    dimension: config.timestepInputDim, flipSinToCos: config.flipSinToCos,
                                                    downscaleFreqShift: config.freqShift)
-        let temb = time_embedding(features)
+        let temb = time_embedding(features, condition: timestepCondition)
         var hidden = conv_in(sample)
         var skips = [hidden]
         for block in down_blocks {

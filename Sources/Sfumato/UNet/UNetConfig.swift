@@ -59,6 +59,9 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
     public let convOutKernel: Int
     /// Kept for round trips only: this engine always computes attention in float32.
     public let upcastAttention: Bool
+    /// LCM-distilled UNets: the width of the guidance-scale embedding added to the timestep features
+    /// (through `time_embedding.cond_proj`); nil for ordinary UNets.
+    public let timeCondProjDim: Int?
 
     enum CodingKeys: String, CodingKey {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
@@ -71,6 +74,7 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         case useLinearProjection = "use_linear_projection", timeEmbeddingDim = "time_embedding_dim"
         case convInKernel = "conv_in_kernel", convOutKernel = "conv_out_kernel"
         case upcastAttention = "upcast_attention"
+        case timeCondProjDim = "time_cond_proj_dim"
     }
 
     /// Heads of the transformers in each down block (and, reversed, in the up blocks).
@@ -143,6 +147,7 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         convInKernel = try reader.int("conv_in_kernel", default: 3)
         convOutKernel = try reader.int("conv_out_kernel", default: 3)
         upcastAttention = try reader.bool("upcast_attention", default: false)
+        timeCondProjDim = reader.values["time_cond_proj_dim", default: .null] == .null ? nil : try reader.int("time_cond_proj_dim", default: 0)
         if reader.values["time_embedding_dim", default: .null] == .null {
             timeEmbeddingDim = blockOutChannels[0] * 4
         } else {
@@ -280,7 +285,6 @@ private struct ConfigReader {
         ("time_embedding_type", [.string("positional")], "only the sinusoidal time embedding is implemented"),
         ("time_embedding_act_fn", [.null], "an activation after the time embedding is not implemented"),
         ("timestep_post_act", [.null], "an activation after the time embedding is not implemented"),
-        ("time_cond_proj_dim", [.null], "timestep conditioning (LCM) is not implemented"),
         ("attention_type", [.string("default")], "gated (GLIGEN) attention is not implemented"),
         ("cross_attention_norm", [.null], "cross-attention normalisation is not implemented"),
     ]

@@ -1,30 +1,46 @@
-/// Reads a single-file "original" (CompVis/LDM) Stable Diffusion 1.x checkpoint with diffusers
+/// Reads a single-file "original" (CompVis/LDM) Stable Diffusion 1.x or 2.x checkpoint with diffusers
 /// tensor names, so the same network code loads both layouts.
 ///
 /// The whole conversion is the rule table below: each rule renames one family of original
-/// keys. Index arithmetic needs the UNet's layers per block and the VAE's block count.
+/// keys. Index arithmetic needs the UNet's layers per block and the VAE's block count. SD 2.x keeps
+/// its OpenCLIP text encoder under `cond_stage_model.model.` with q, k and v fused in one
+/// `in_proj` tensor, which the table splits into three diffusers tensors (row thirds).
 public struct OriginalCheckpointSource: TensorSource {
     public enum Component: Sendable {
         case unet(layersPerBlock: Int)
         case vae(blockCount: Int)
+        /// SD 1.x: OpenAI CLIP in transformers' names under `cond_stage_model.transformer.`.
         case textEncoder
+        /// SD 2.x: OpenCLIP under `cond_stage_model.model.`, with `resblocks` layers in the file. diffusers
+        /// conditions on the penultimate layer by dropping the last one (its SD 2 text encoder has
+        /// `resblocks - 1` layers, then the final layer norm), so the last resblock is not claimed.
+        case openCLIPTextEncoder(resblocks: Int)
+    }
+
+    /// Where a diffusers tensor lives in the file: a whole tensor, or one third of a fused q/k/v one.
+    struct Location: Sendable {
+        let name: String
+        /// 0, 1, 2 for q, k, v rows of an `in_proj` tensor; nil for the whole tensor.
+        let third: Int?
     }
 
     let file: SafeTensorsFile
-    /// diffusers name -> original name, for this component's tensors only.
-    let originalName: [String: String]
+    /// diffusers name -> where it is in the file, for this component's tensors only.
+    let originalName: [String: Location]
     /// Names whose original tensors are 1x1 convolutions standing in for linear layers.
     let squeezed: Set<String>
 
     public init(file: SafeTensorsFile, component: Component) {
         self.file = file
-        var originalName: [String: String] = [:]
+        var originalName: [String: Location] = [:]
         var squeezed: Set<String> = []
         for name in file.names {
-            guard let mapped = Self.diffusersName(of: name, component: component) else { continue }
-            originalName[mapped] = name
-            if case .vae = component, mapped.contains(".attentions.0.to_"), file.entries[name]?.shape.count == 4 {
-                squeezed.insert(mapped)
+            let mapped = Self.diffusersNames(of: name, component: component)
+            for (index, diffusers) in mapped.enumerated() {
+                originalName[diffusers] = Location(name: name, third: mapped.count == 3 ? index : nil)
+            }
+            if case .vae = component, let diffusers = mapped.first, diffusers.contains(".attentions.0.to_"), file.entries[name]?.shape.count == 4 {
+                squeezed.insert(diffusers)
             }
         }
         self.originalName = originalName
@@ -34,14 +50,22 @@ public struct OriginalCheckpointSource: TensorSource {
     public var tensorNames: [String] { originalName.keys.sorted() }
 
     public func shape(of name: String) -> [Int]? {
-        guard let original = originalName[name], let shape = file.entries[original]?.shape else { return nil }
-        return squeezed.contains(name) ? Array(shape.prefix(2)) : shape
+        guard let location = originalName[name], let shape = file.entries[location.name]?.shape else { return nil }
+        if squeezed.contains(name) { return Array(shape.prefix(2)) }
+        // A fused tensor whose rows do not split in three has no valid third: the loader reports it as missing.
+        if location.third != nil { return shape.first.flatMap { $0 % 3 == 0 ? [$0 / 3] + shape.dropFirst() : nil } }
+        return shape
     }
 
     public func tensor(_ name: String) throws(WeightError) -> Tensor {
-        guard let original = originalName[name] else { throw .missingTensor(path: file.path, tensor: name) }
-        let tensor = try file.tensor(original)
-        return squeezed.contains(name) ? tensor.reshaped(Array(tensor.shape.prefix(2))) : tensor
+        guard let location = originalName[name], let shape = shape(of: name) else { throw .missingTensor(path: file.path, tensor: name) }
+        let tensor = try file.tensor(location.name)
+        if squeezed.contains(name) { return tensor.reshaped(shape) }
+        guard let third = location.third else { return tensor }
+        let slice = tensor.slice(third * shape[0]..<(third + 1) * shape[0])
+        // fp32 slices stay views of the mapped file; widened fp16/bf16 ones are copied so the
+        // other two thirds' memory is not kept alive three times over.
+        return file.entries[location.name]?.dtype == .f32 ? slice : slice.copy()
     }
 
     /// Whether a file looks like an original SD checkpoint (rather than one diffusers component).
@@ -49,15 +73,39 @@ public struct OriginalCheckpointSource: TensorSource {
         file.names.contains { $0.hasPrefix("model.diffusion_model.") }
     }
 
+    /// The number of OpenCLIP transformer layers (`resblocks`) in an SD 2.x checkpoint, 0 without any.
+    public static func openCLIPResblockCount(_ file: SafeTensorsFile) -> Int {
+        let prefix = openCLIPPrefix + "transformer.resblocks."
+        let indices = file.names.compactMap { name in
+            name.hasPrefix(prefix) ? leadingIndex(name.dropFirst(prefix.count))?.0 : nil
+        }
+        return (indices.max() ?? -1) + 1
+    }
+
     // MARK: - The rule table
 
     static let unetPrefix = "model.diffusion_model."
     static let vaePrefix = "first_stage_model."
     static let textPrefix = "cond_stage_model.transformer."
+    static let openCLIPPrefix = "cond_stage_model.model."
 
-    /// The diffusers name of an original key, or nil when the key belongs to another component (or to the EMA copy).
+    /// The diffusers names of an original key: none when it belongs to another component (or to the
+    /// EMA copy, or is not used), three (q, k, v) for a fused `in_proj` tensor, else one.
+    public static func diffusersNames(of name: String, component: Component) -> [String] {
+        if case let .openCLIPTextEncoder(resblocks) = component {
+            guard name.hasPrefix(openCLIPPrefix) else { return [] }
+            return openCLIPNames(String(name.dropFirst(openCLIPPrefix.count)), resblocks: resblocks)
+        }
+        return diffusersName(of: name, component: component).map { [$0] } ?? []
+    }
+
+    /// The diffusers name of an original key that maps one to one, or nil when the key belongs to another
+    /// component (or to the EMA copy). OpenCLIP keys go through `diffusersNames`.
     public static func diffusersName(of name: String, component: Component) -> String? {
         switch component {
+        case .openCLIPTextEncoder:
+            let names = diffusersNames(of: name, component: component)
+            return names.count == 1 ? names[0] : nil
         case let .unet(layersPerBlock):
             guard name.hasPrefix(unetPrefix) else { return nil }
             return unetName(String(name.dropFirst(unetPrefix.count)), layersPerBlock: layersPerBlock)
@@ -69,6 +117,30 @@ public struct OriginalCheckpointSource: TensorSource {
             let rest = String(name.dropFirst(textPrefix.count))
             return rest.hasPrefix("text_model.") ? rest : "text_model." + rest
         }
+    }
+
+    /// OpenCLIP's names inside one resblock, as transformers' CLIPEncoderLayer has them.
+    static let openCLIPLayerParts: [(String, String)] = [
+        ("ln_1.", "layer_norm1."), ("ln_2.", "layer_norm2."), ("attn.out_proj.", "self_attn.out_proj."),
+        ("mlp.c_fc.", "mlp.fc1."), ("mlp.c_proj.", "mlp.fc2."),
+    ]
+
+    /// `text_projection` and `logit_scale` belong to CLIP's contrastive head, which Stable Diffusion does not use.
+    static func openCLIPNames(_ key: String, resblocks: Int) -> [String] {
+        let fixed: [String: String] = [
+            "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+            "positional_embedding": "text_model.embeddings.position_embedding.weight",
+            "ln_final.weight": "text_model.final_layer_norm.weight", "ln_final.bias": "text_model.final_layer_norm.bias",
+        ]
+        if let name = fixed[key] { return [name] }
+        let prefix = "transformer.resblocks."
+        guard key.hasPrefix(prefix), let (layer, rest) = leadingIndex(key.dropFirst(prefix.count)), layer < resblocks - 1 else { return [] }
+        let scope = "text_model.encoder.layers.\(layer)."
+        for (fused, kind) in [("attn.in_proj_weight", "weight"), ("attn.in_proj_bias", "bias")] where rest == fused {
+            return ["q_proj", "k_proj", "v_proj"].map { "\(scope)self_attn.\($0).\(kind)" }
+        }
+        let mapped = renamed(rest, openCLIPLayerParts)
+        return mapped == rest ? [] : [scope + mapped]
     }
 
     /// Renames inside a residual block.
