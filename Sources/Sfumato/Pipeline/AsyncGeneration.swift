@@ -45,15 +45,22 @@ extension StableDiffusionPipeline {
     /// Generates one image through `gate` (waiting for a slot in order). Cancelling the calling task
     /// stops the run between denoising steps, or takes it out of the queue, with `GenerationError.cancelled`.
     /// A bad request throws `GenerationError.invalidRequest` before it waits.
-    public func generate(_ request: GenerationRequest, gate: GenerationGate = .shared) async throws -> GeneratedImage {
-        try await run(request, previewEvery: 0, gate: gate) { _ in }
+    ///
+    /// `gate: nil` runs without waiting: for callers that already hold a slot (`GenerationGate.withSlot`
+    /// around a batch of runs; its thread budget applies) or bound compute themselves.
+    ///
+    /// `onEvent` sees `started` and every `step` (with a preview every `previewEvery` steps) as
+    /// `generationEvents` reports them, on the thread that runs the step: keep it short.
+    public func generate(_ request: GenerationRequest, previewEvery: Int = 0, gate: GenerationGate? = .shared,
+                         onEvent: @escaping @Sendable (GenerationEvent) -> Void = { _ in }) async throws -> GeneratedImage {
+        try await run(request, previewEvery: previewEvery, gate: gate, report: onEvent)
     }
 
     /// The same run as a stream: `started`, one `step` per denoising step (with a preview image every
     /// `previewEvery` steps, 0 for none: each costs a VAE decode), then `finished`. Ending the iteration
     /// early, or cancelling the consuming task, cancels the run (the stream then ends without `finished`).
     public func generationEvents(_ request: GenerationRequest, previewEvery: Int = 0,
-                                 gate: GenerationGate = .shared) -> AsyncThrowingStream<GenerationEvent, any Error> {
+                                 gate: GenerationGate? = .shared) -> AsyncThrowingStream<GenerationEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
         let task = Task {
             do {
@@ -69,15 +76,17 @@ extension StableDiffusionPipeline {
     }
 
     /// Validates (before any wait), waits for a slot and runs; `started` and `step` events go to `report`.
-    private func run(_ request: GenerationRequest, previewEvery: Int, gate: GenerationGate,
+    private func run(_ request: GenerationRequest, previewEvery: Int, gate: GenerationGate?,
                      report: @escaping @Sendable (GenerationEvent) -> Void) async throws -> GeneratedImage {
         try validate(request)
         let scheduler = try request.scheduler ?? SchedulerKind(defaultFor: schedulerConfig)
         let queued = DispatchTime.now().uptimeNanoseconds
-        return try await gate.withSlot {
+        let body = {
             report(.started(queueWait: Double(DispatchTime.now().uptimeNanoseconds - queued) / 1e9))
-            return try await runOffThePool(request, scheduler: scheduler, previewEvery: previewEvery) { report(.step($0)) }
+            return try await self.runOffThePool(request, scheduler: scheduler, previewEvery: previewEvery) { report(.step($0)) }
         }
+        guard let gate else { return try await body() }
+        return try await gate.withSlot(body)
     }
 
     /// Runs the synchronous pipeline on a thread of its own: a run takes seconds to minutes, and
