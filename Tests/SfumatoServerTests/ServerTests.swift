@@ -50,9 +50,10 @@ import Testing
     }
 
     /// Starts a server on a free loopback port, runs `body` against it, stops it.
-    static func withServer(_ configuration: ServerConfiguration = ServerConfiguration(port: 0, maxSteps: 1000),
+    static func withServer(_ configuration: ServerConfiguration = ServerConfiguration(port: 0, maxSteps: 1000), models: Int = 1,
                            _ body: (Client) async throws -> Void) async throws {
-        let server = SfumatoServer(models: ModelRegistry(pipelines: [(modelPath, try pipeline.get())]), configuration: configuration)
+        let loaded = try Array(repeating: (modelPath, pipeline.get()), count: models)
+        let server = SfumatoServer(models: ModelRegistry(pipelines: loaded), configuration: configuration)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run(handleSignals: false) { portSink.yield($0) } }
         var iterator = ports.makeAsyncIterator()
@@ -169,6 +170,29 @@ import Testing
             let text = String(decoding: metrics, as: UTF8.self)
             #expect(text.contains("sfumato_http_requests_total{route=\"/sdapi/v1/options\",status=\"404\"} 1"))
             #expect(text.contains("sfumato_queue_depth"))
+        }
+    }
+
+    /// Several models: listed under unique names, chosen per request or by the options' checkpoint.
+    @Test func severalModelsAreSelectable() async throws {
+        try await Self.withServer(models: 2) { client in
+            let (_, _, list) = try await client.send("GET", "sdapi/v1/sd-models")
+            let titles = (try JSONSerialization.jsonObject(with: list) as? [[String: Any]])?.compactMap { $0["title"] as? String }
+            #expect(titles == ["sfumato-shapes", "sfumato-shapes-2"])
+            let (_, models) = try await client.json("GET", "v1/models")
+            #expect((models["data"] as? [[String: Any]])?.count == 2)
+            let (selected, _) = try await client.json("POST", "sdapi/v1/options", ["sd_model_checkpoint": "sfumato-shapes-2"])
+            #expect(selected == 200)
+            let (_, options) = try await client.json("GET", "sdapi/v1/options")
+            #expect(options["sd_model_checkpoint"] as? String == "sfumato-shapes-2")
+            var body = Self.body
+            (body["seed"], body["override_settings"]) = (8, ["sd_model_checkpoint": "sfumato-shapes"])
+            let (status, answer) = try await client.json("POST", "sdapi/v1/txt2img", body)
+            #expect(status == 200)
+            let infoText = try #require(answer["info"] as? String)
+            let info = try #require(try JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: Any])
+            #expect(info["sd_model_name"] as? String == "sfumato-shapes")
+            #expect(try Self.png((answer["images"] as? [String])?.first).image == (try Self.expected(Self.request(seed: 8))))
         }
     }
 
