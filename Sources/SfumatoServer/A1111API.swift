@@ -109,7 +109,7 @@ extension SfumatoServer {
         // sampler_name wins: some client libraries always send sampler_index with their own default.
         let samplerField = fields.sampler_name != nil ? "sampler_name" : "sampler_index"
         let kind = try Samplers.resolve(sampler: fields.sampler_name ?? fields.sampler_index, field: samplerField, scheduler: fields.scheduler)
-        let steps = fields.steps ?? 20
+        let steps = fields.steps ?? 50  // A1111's API default
         try checkSteps(steps, field: "steps")
         let scale = fields.cfg_scale ?? 7
         guard scale.isFinite, (0...50).contains(scale) else { throw APIError.invalid("cfg_scale", "cfg_scale must be between 0 and 50, not \(scale)") }
