@@ -8,11 +8,12 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall
+.PHONY: help deps check-deps build run test serve-check example fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
 	@echo "make test      build and run the test suite (second README command; CI runs it)"
+	@echo "make serve-check  two sfumato serve behind a real nginx (deploy/nginx.conf) on loopback; needs nginx"
 	@echo "make deps      install the Debian packages the build needs (as root)"
 	@echo "make doctor    libraries found, OpenBLAS core and threads, measured sgemm GFLOP/s"
 	@echo "make bench     operator benchmarks (not a test)"
@@ -50,6 +51,18 @@ test: check-deps vocab
 	Tests/cli-smoke.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
 	Tests/install-check.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+	@$(MAKE) --no-print-directory example
+
+# Examples/LibraryExample links Sfumato by path as a user's package would: built and run so docs/library.md cannot rot.
+example:
+	rm -rf .build/example-output && mkdir -p .build/example-output
+	$(SWIFT) run -c $(CONFIG) --package-path Examples/LibraryExample LibraryExample Models/sfumato-shapes .build/example-output
+	test -s .build/example-output/example-0.png && test -s .build/example-output/example-1.png
+
+# Two `sfumato serve` behind nginx on loopback (docs/deploy.md); CI installs nginx and runs it after make test.
+serve-check: check-deps
+	$(SWIFT) build $(TEST_FLAGS) --product sfumato
+	Tests/serve-check.sh $$($(SWIFT) build $(TEST_FLAGS) --show-bin-path)/sfumato
 
 # The installed binary finds its default model in PREFIX/share/sfumato (no source tree needed).
 PREFIX ?= /usr/local

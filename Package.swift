@@ -6,11 +6,16 @@ let package = Package(
     products: [
         // What server code links.
         .library(name: "Sfumato", targets: ["Sfumato"]),
+        // An HTTP server speaking the AUTOMATIC1111 and OpenAI image APIs (Hummingbird); `sfumato serve` runs it.
+        .library(name: "SfumatoServer", targets: ["SfumatoServer"]),
         // The command-line tool.
         .executable(name: "sfumato", targets: ["SfumatoCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // OpenBLAS's CBLAS plus LAPACKE. On Debian cblas.h lives in the
@@ -29,14 +34,27 @@ let package = Package(
         // attributes, no build flags, so the package stays usable as a dependency).
         .target(name: "CSfumatoKernels"),
         .target(name: "Sfumato", dependencies: ["COpenBLAS", "CPNG", "CSfumatoKernels"]),
+        // The core library stays free of server dependencies; only this target links Hummingbird.
+        .target(
+            name: "SfumatoServer",
+            dependencies: [
+                "Sfumato",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "SfumatoCLI",
             dependencies: [
                 "Sfumato",
+                "SfumatoServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SfumatoTests", dependencies: ["Sfumato"]),
+        .testTarget(name: "SfumatoServerTests", dependencies: ["Sfumato", "SfumatoServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

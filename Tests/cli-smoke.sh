@@ -188,5 +188,12 @@ echo '{"unet_step_seconds": "fast"}' >"$work/bad.json"
 expect 2 "bench --compare with a bad file" -- "$bin" bench --model "$model" --compare "$work/bad.json"
 expect 2 "bench with zero steps" -- "$bin" bench --steps 0
 
+# serve: bad flags are refused before anything loads, a missing model before it listens.
+expect 0 "serve help" -- "$bin" serve --help
+expect 2 "serve with a bad port" -- "$bin" serve --port 70000
+expect 2 "serve with zero concurrency" -- "$bin" serve --concurrency 0
+expect 2 "serve with an empty API key" -- "$bin" serve --api-key ""
+expect 1 "serve a missing model" -- "$bin" serve --model "$work/no-such-model" --port 0
+
 echo "cli-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

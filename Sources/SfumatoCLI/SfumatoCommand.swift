@@ -8,7 +8,7 @@ struct SfumatoCommand: AsyncParsableCommand {
         commandName: "sfumato",
         abstract: "Stable Diffusion on the CPU, through OpenBLAS.",
         version: SfumatoVersion.string,
-        subcommands: [GenerateCommand.self, ImageToImageCommand.self, InpaintCommand.self, NoiseCommand.self, LatentsCommand.self, ScheduleCommand.self, TokenizeCommand.self, DoctorCommand.self, BenchCommand.self, BenchOpsCommand.self, VerifyCommand.self]
+        subcommands: [GenerateCommand.self, ImageToImageCommand.self, InpaintCommand.self, NoiseCommand.self, LatentsCommand.self, ScheduleCommand.self, TokenizeCommand.self, DoctorCommand.self, BenchCommand.self, BenchOpsCommand.self, VerifyCommand.self, ServeCommand.self]
     )
 
     /// Exit codes as scripts expect them: 0 success, 1 a failed run (bad model, unwritable output),

@@ -32,14 +32,23 @@ private let maxPNGFileSize = 2 << 30
 /// The file appears atomically: the data goes to a temporary file in the target directory that is
 /// renamed over `path`, so a failure leaves neither a partial file nor the temporary one.
 public func writePNG(_ image: RGBImage, to path: String, text: [(key: String, value: String)] = []) throws(PNGError) {
+    try writeAtomically(pngBytes(image, text: text, name: path), to: path)
+}
+
+/// The bytes `writePNG` writes, in memory (for servers: no file involved). Errors name `name`.
+public func pngData(_ image: RGBImage, text: [(key: String, value: String)] = [], name: String = "PNG") throws(PNGError) -> [UInt8] {
+    try pngBytes(image, text: text, name: name)
+}
+
+private func pngBytes(_ image: RGBImage, text: [(key: String, value: String)], name: String) throws(PNGError) -> [UInt8] {
     var chunks: [UInt8] = []
     for (key, value) in text {
-        chunks += try PNGChunks.textChunk(key: key, value: value, path: path)
+        chunks += try PNGChunks.textChunk(key: key, value: value, path: name)
     }
-    var encoded = try encodePNG(image, path: path)
+    var encoded = try encodePNG(image, path: name)
     // The signature (8 bytes) and IHDR (4 + 4 + 13 + 4 bytes) come first in every PNG.
     encoded.insert(contentsOf: chunks, at: 33)
-    try writeAtomically(encoded, to: path)
+    return encoded
 }
 
 /// Reads any PNG (gray, gray + alpha, palette, RGB, RGBA; 1 to 16 bits; interlaced) as 8-bit RGB
@@ -49,7 +58,13 @@ public func writePNG(_ image: RGBImage, to path: String, text: [(key: String, va
 /// `load_image` drops alpha instead; flatten such images yourself to compare with it.)
 /// 16-bit samples are rounded to 8 bits first (PIL truncates, so those may differ from PIL by one).
 public func readPNG(path: String) throws(PNGError) -> RGBImage {
-    let data = try readFile(path)
+    try decodePNG(readFile(path), name: path)
+}
+
+/// `readPNG` for bytes in memory (an upload, a base64 field); errors name `name` where they name a path.
+public func decodePNG(_ data: [UInt8], name: String) throws(PNGError) -> RGBImage {
+    let path = name
+    guard data.count <= maxPNGFileSize else { throw .cannotRead(path: path, reason: "\(data.count) bytes are too large") }
     // libpng keeps reading `data` until finish_read: both calls stay inside one withUnsafeBytes,
     // so the bytes cannot be freed (or reused) in between.
     let decoded: Result<(width: Int, height: Int, rgba: [UInt8]), PNGError> = data.withUnsafeBytes { bytes in
@@ -99,6 +114,11 @@ public func readPNG(path: String) throws(PNGError) -> RGBImage {
 /// (zTXt, compressed iTXt) are skipped. A key that appears twice keeps its last value.
 public func readPNGText(path: String) throws(PNGError) -> [String: String] {
     try PNGChunks.text(in: readFile(path), path: path)
+}
+
+/// `readPNGText` for bytes in memory.
+public func decodePNGText(_ data: [UInt8], name: String) throws(PNGError) -> [String: String] {
+    try PNGChunks.text(in: data, path: name)
 }
 
 private func encodePNG(_ rgb: RGBImage, path: String) throws(PNGError) -> [UInt8] {

@@ -59,11 +59,14 @@ public struct GenerationProgress: Sendable {
 public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case invalidRequest(String)
     case cancelled(afterStep: Int)
+    /// A `GenerationGate`'s queue was full: `waiting` runs were already waiting for a slot.
+    case busy(waiting: Int)
 
     public var description: String {
         switch self {
         case let .invalidRequest(reason): reason
         case let .cancelled(step): "cancelled after step \(step)"
+        case let .busy(waiting): "busy: \(waiting) generations are already waiting; try again later"
         }
     }
 }

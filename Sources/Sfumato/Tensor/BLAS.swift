@@ -24,7 +24,7 @@ public enum BLAS {
         // long; below ~4 M multiply-adds a split costs more in wake-ups and packing than it saves.
         let splitColumns = n >= m
         let length = splitColumns ? n : m
-        let parts = min(Parallel.threadCount, max(1, length / 64))
+        let parts = min(Parallel.activeThreadCount, max(1, length / 64))
         guard parts > 1, !Parallel.isWorker, m * n * k >= 1 << 22 else {
             serialSgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return

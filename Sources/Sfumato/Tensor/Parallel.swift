@@ -6,6 +6,12 @@ public enum Parallel {
     /// Worker count (set from `--threads`).
     nonisolated(unsafe) public static var threadCount = ProcessInfo.processInfo.activeProcessorCount
 
+    /// A run's own thread budget (`GenerationGate` binds it), in place of `threadCount` for that run.
+    @TaskLocal public static var budget: Int?
+
+    /// The workers the current run may use.
+    static var activeThreadCount: Int { max(1, budget ?? threadCount) }
+
     /// True inside a chunk of `forEachChunk`: nested calls run serially instead of oversubscribing.
     @TaskLocal static var isWorker = false
 
@@ -13,7 +19,7 @@ public enum Parallel {
     /// work is large enough (`grain` = minimum items per chunk).
     public static func forEachChunk(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = isWorker ? 1 : min(threadCount, max(1, count / max(grain, 1)))
+        let chunks = isWorker ? 1 : min(activeThreadCount, max(1, count / max(grain, 1)))
         if chunks <= 1 {
             body(0..<count)
             return
