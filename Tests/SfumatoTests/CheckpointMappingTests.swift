@@ -66,6 +66,34 @@ import Testing
         #expect(try vaeFile.encode(image).mean.toArray() == vaeFolder.encode(image).mean.toArray())
     }
 
+    /// A key in the UNet's part of the file that no rule maps (here an LCM condition projection) is
+    /// reported as unexpected, not dropped; a VAE's training-loss tensors are not the VAE's.
+    @Test func unmappedKeysAreReported() throws {
+        let original = try Fixtures.file("checkpoint/tiny-single.safetensors")
+        var tensors = try original.names.map { ($0, try original.tensor($0)) }
+        tensors.append(("model.diffusion_model.time_embed.cond_proj.weight", Tensor(shape: [2, 2], values: [1, 2, 3, 4])))
+        tensors.append(("first_stage_model.loss.logvar", Tensor(shape: [1], values: [0])))
+        var header: [String] = [], data: [UInt8] = []
+        for (name, tensor) in tensors {
+            let bytes = SafeTensorsTests.float32Bytes(tensor.toArray())
+            header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(tensor.shape),\"data_offsets\":[\(data.count),\(data.count + bytes.count)]}")
+            data += bytes
+        }
+        let path = try SafeTensorsTests.file(header: "{" + header.joined(separator: ",") + "}", dataBytes: data)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try SafeTensorsFile(path: path)
+
+        let unetConfig = try UNet2DConditionConfig(contentsOf: Fixtures.path("tiny/unet/config.json"))
+        do {
+            _ = try UNet2DConditionModel(config: unetConfig, weights: OriginalCheckpointSource(file: file, component: .unet(layersPerBlock: unetConfig.layersPerBlock[0])))
+            Issue.record("a UNet key without a rule must not be dropped silently")
+        } catch {
+            #expect(error.description.contains("unexpected: model.diffusion_model.time_embed.cond_proj.weight [2, 2]"))
+        }
+        let vaeConfig = try AutoencoderKLConfig(contentsOf: Fixtures.path("tiny/vae/config.json"))
+        _ = try AutoencoderKL(config: vaeConfig, weights: OriginalCheckpointSource(file: file, component: .vae(blockCount: vaeConfig.blockOutChannels.count)))
+    }
+
     /// A checkpoint that does not fit the configuration: one error naming the tensors, not a crash.
     @Test func misfitIsNamed() throws {
         let file = try Fixtures.file("checkpoint/tiny-single.safetensors")

@@ -29,13 +29,19 @@ public struct OriginalCheckpointSource: TensorSource {
     let originalName: [String: Location]
     /// Names whose original tensors are 1x1 convolutions standing in for linear layers.
     let squeezed: Set<String>
+    /// This component's original keys that no rule maps (a variant the table does not know, such as
+    /// an LCM UNet's condition projection): listed under their own names so that strict loading
+    /// reports them as unexpected instead of loading the rest as a plain model.
+    let unmapped: Set<String>
 
     public init(file: SafeTensorsFile, component: Component) {
         self.file = file
         var originalName: [String: Location] = [:]
         var squeezed: Set<String> = []
+        var unmapped: Set<String> = []
         for name in file.names {
             let mapped = Self.diffusersNames(of: name, component: component)
+            if mapped.isEmpty, Self.belongs(name, to: component) { unmapped.insert(name) }
             for (index, diffusers) in mapped.enumerated() {
                 originalName[diffusers] = Location(name: name, third: mapped.count == 3 ? index : nil)
             }
@@ -45,11 +51,13 @@ public struct OriginalCheckpointSource: TensorSource {
         }
         self.originalName = originalName
         self.squeezed = squeezed
+        self.unmapped = unmapped
     }
 
-    public var tensorNames: [String] { originalName.keys.sorted() }
+    public var tensorNames: [String] { (Array(originalName.keys) + unmapped).sorted() }
 
     public func shape(of name: String) -> [Int]? {
+        if unmapped.contains(name) { return file.entries[name]?.shape }
         guard let location = originalName[name], let shape = file.entries[location.name]?.shape else { return nil }
         if squeezed.contains(name) { return Array(shape.prefix(2)) }
         // A fused tensor whose rows do not split in three has no valid third: the loader reports it as missing.
@@ -80,6 +88,21 @@ public struct OriginalCheckpointSource: TensorSource {
             name.hasPrefix(prefix) ? leadingIndex(name.dropFirst(prefix.count))?.0 : nil
         }
         return (indices.max() ?? -1) + 1
+    }
+
+    /// Whether an original key lies in this component's part of the file and is meant to be used:
+    /// OpenCLIP's last layer (diffusers conditions on the penultimate one) and its contrastive head
+    /// are not, nor the VAE's training loss.
+    static func belongs(_ name: String, to component: Component) -> Bool {
+        switch component {
+        case .unet: return name.hasPrefix(unetPrefix)
+        case .vae: return name.hasPrefix(vaePrefix) && !name.hasPrefix(vaePrefix + "loss.")
+        case .textEncoder: return name.hasPrefix(textPrefix)
+        case let .openCLIPTextEncoder(resblocks):
+            guard name.hasPrefix(openCLIPPrefix) else { return false }
+            let key = name.dropFirst(openCLIPPrefix.count)
+            return key != "text_projection" && key != "logit_scale" && !key.hasPrefix("transformer.resblocks.\(resblocks - 1).")
+        }
     }
 
     // MARK: - The rule table
