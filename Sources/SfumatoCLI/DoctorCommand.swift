@@ -20,7 +20,7 @@ struct DoctorCommand: ParsableCommand {
         print("Sfumato:         \(SfumatoVersion.string)")
         print("Default model:   \((try? DefaultModel.path()) ?? "none found (searched \(DefaultModel.candidates().joined(separator: ", ")))")")
         print("OpenBLAS config: \(info.config)")
-        print("OpenBLAS core:   \(info.coreName)\(info.forcedCoreType.map { " (forced by OPENBLAS_CORETYPE=\($0))" } ?? "")")
+        print("OpenBLAS core:   \(info.coreName)\(info.coreNote)")
         print("CPU AVX-512:     \(info.cpuHasAVX512 ? "yes" : "no")")
         print("Threads:         \(info.threads) (GEMMs split over them; OpenBLAS runs single-threaded in each)")
         if let warning = info.warning { print(warning) }

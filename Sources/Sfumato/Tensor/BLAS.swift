@@ -19,7 +19,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         guard m > 0, n > 0 else { return }
-        singleThreaded
+        BLASKernels.prepare()
         // Split the longer side in multiples of 16 (whole register tiles of the kernels), at least 64
         // long; below ~4 M multiply-adds a split costs more in wake-ups and packing than it saves.
         let splitColumns = n >= m
@@ -62,7 +62,4 @@ public enum BLAS {
             alpha, a, blasint(lda), b, blasint(ldb),
             beta, c, blasint(ldc))
     }
-
-    /// Set once, before the first GEMM: OpenBLAS runs every call on its caller's thread.
-    private static let singleThreaded: Void = openblas_set_num_threads(1)
 }
