@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test serve-check example fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall
+.PHONY: help deps check-deps build run test serve-check example fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall fuzz fuzz-build soak
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
@@ -22,6 +22,8 @@ help:
 	@echo "make verify-full-sd2  only the SD 2.1 768-v part"
 	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
 	@echo "make install [PREFIX=/usr/local]  the binary, the default model and shell completions (make uninstall removes them)"
+	@echo "make soak      200 generations in one process; resident memory must stay flat (not in CI)"
+	@echo "make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=...]  libFuzzer + AddressSanitizer on every input parser (not in CI)"
 
 # Installs the Debian packages that are missing; a clear message when that needs root.
 deps:
@@ -168,3 +170,32 @@ train-default-model:
 evaluate-default-model:
 	@test -x $(PYTHON) || $(MAKE) venv
 	$(PYTHON) Models/evaluate_shapes.py --all
+
+# Tests/SfumatoTests/SoakTests.swift: 200 generations with the embedded model, resident memory after the
+# 20th and the 200th within 5% (skipped by make test; a few minutes on 2 cores).
+soak: check-deps
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	SFUMATO_SOAK=1 $(SWIFT) test $(TEST_FLAGS) --skip-build --filter SoakTests
+
+# libFuzzer with AddressSanitizer over everything that reads untrusted bytes (Tests/Fuzz/Targets), each
+# target for FUZZ_SECONDS from its seeds in Tests/Fuzz/Corpus. Built apart in .build/fuzz (only our modules
+# instrumented); what the fuzzer learns stays in .build/fuzz/corpus, crashes go to .build/fuzz/artifacts.
+# A crash stops the run: keep the input as Tests/Fuzz/Corpus/TARGET/crash-NAME and add a test for the fix.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors json unet-config vae-config text-config scheduler-config taesd-config png tokenizer prompt \
+    a1111-request openai-request
+FUZZ_FLAGS ?= -timeout=20 -rss_limit_mb=3072 -print_final_stats=1
+FUZZER_LIBRARY = $(firstword $(wildcard $(dir $(realpath $(shell command -v $(SWIFT))))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+FUZZ_BIN := .build/fuzz/release/sfumato-fuzz
+fuzz-build: check-deps
+	@test -n "$(FUZZER_LIBRARY)" || { echo "error: this Swift toolchain has no libclang_rt.fuzzer_no_main (libFuzzer)" >&2; exit 1; }
+	SFUMATO_FUZZ=$(FUZZER_LIBRARY) $(SWIFT) build -c release --scratch-path .build/fuzz --product sfumato-fuzz
+fuzz: fuzz-build
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$target for $(FUZZ_SECONDS) s"; \
+	  mkdir -p .build/fuzz/corpus/$$target .build/fuzz/artifacts/$$target; \
+	  SFUMATO_FUZZ_TARGET=$$target $(FUZZ_BIN) $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	      -artifact_prefix=.build/fuzz/artifacts/$$target/ .build/fuzz/corpus/$$target Tests/Fuzz/Corpus/$$target \
+	      2>.build/fuzz/$$target.log || { tail -60 .build/fuzz/$$target.log; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE" .build/fuzz/$$target.log | tail -2; \
+	done

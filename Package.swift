@@ -55,6 +55,23 @@ let package = Package(
         ),
         .testTarget(name: "SfumatoTests", dependencies: ["Sfumato"]),
         .testTarget(name: "SfumatoServerTests", dependencies: ["Sfumato", "SfumatoServer"]),
+        // What the fuzz targets feed untrusted bytes to; the tests replay the seed corpus through it.
+        .target(name: "SfumatoFuzzTargets", dependencies: ["Sfumato", "SfumatoServer"], path: "Tests/Fuzz/Targets"),
+        .testTarget(name: "SfumatoFuzzTests", dependencies: ["SfumatoFuzzTargets"], path: "Tests/Fuzz/Tests"),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `make fuzz` sets SFUMATO_FUZZ to libFuzzer's runtime without its main (libclang_rt.fuzzer_no_main):
+// the libFuzzer executable, and our own modules built with coverage and AddressSanitizer (dependencies
+// stay as they are). Never set in ordinary builds, so the package keeps no unsafe flags.
+if let fuzzerLibrary = Context.environment["SFUMATO_FUZZ"], !fuzzerLibrary.isEmpty {
+    let instrumented: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    for target in package.targets where ["Sfumato", "SfumatoServer", "SfumatoFuzzTargets"].contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + instrumented
+    }
+    package.products.append(.executable(name: "sfumato-fuzz", targets: ["SfumatoFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "SfumatoFuzz", dependencies: ["SfumatoFuzzTargets"], path: "Tests/Fuzz/Driver", swiftSettings: instrumented,
+        linkerSettings: [.unsafeFlags(["-sanitize=address", "-Xlinker", fuzzerLibrary, "-lstdc++"])]))
+}

@@ -49,6 +49,20 @@ for file in "$work/out-1.png" "$work/out-2.png" "$work/steps/1-step-003.png"; do
 done
 if grep -q "Steps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 48x32" "$work/out-2.png"; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: out-2.png lacks the A1111 parameters"; fi
+expect 2 "seed + batch index past 2^64" -- "$bin" generate "a cat" --model "$model" --seed 18446744073709551615 --batch-count 2 \
+    --steps 1 --width 16 --height 16 --output "$work/seed.png"
+no_file "$work/seed-1.png" "seed past 2^64"
+# Ctrl-C once the first preview is out: exit 130, and neither the image, its preview nor a temporary file remains.
+mkdir "$work/interrupted"
+"$bin" generate "a red circle" --model "$model" --steps 500 --width 48 --height 32 --preview \
+    --output "$work/interrupted/x.png" >/dev/null 2>"$work/interrupted.err" &
+pid=$!
+for _ in $(seq 1 1200); do [ -e "$work/interrupted/x-preview.png" ] && break; sleep 0.05; done
+kill -INT "$pid"
+wait "$pid"
+code=$?
+if [ "$code" = 130 ] && [ -z "$(ls -A "$work/interrupted")" ] && grep -q "^interrupted: stopped after step" "$work/interrupted.err"; then
+    passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: Ctrl-C: exit $code, left: $(ls -A "$work/interrupted")"; fi
 # Decoders: the tiny autoencoder (with previews that are gone once the image is written), tiled VAE decoding.
 taesd="$(dirname "$0")/Fixtures/taesd"
 expect 0 "generate --taesd --preview" -- "$bin" generate "a red circle" --model "$model" --steps 2 --width 48 --height 32 \

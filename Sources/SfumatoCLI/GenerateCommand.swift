@@ -228,6 +228,9 @@ struct GenerationOptions: ParsableArguments {
             throw ValidationError("the prompt names <lora:\(tag.arguments.joined(separator: ":"))> but no --lora-dir was given")
         }
         guard batchCount >= 1, batchCount <= 10_000 else { throw ValidationError("--batch-count must be between 1 and 10000") }
+        if let seed, seed > UInt64.max - UInt64(batchCount - 1) {
+            throw ValidationError("--seed \(seed) with --batch-count \(batchCount): image i uses seed + i, which passes \(UInt64.max)")
+        }
         try checkThreads(threads)
         try checkImageSize(width: width, height: height)
         guard output.hasSuffix(".png") else { throw ValidationError("--output must end in .png") }
@@ -294,6 +297,7 @@ struct GenerationOptions: ParsableArguments {
         if !chosen.isEmpty { status.message("\(pipeline.family.rawValue) defaults: " + chosen.joined(separator: ", ")) }
         // validate() could not check the strength against steps that come from the model.
         try checkStrength(strength, steps: steps)
+        Interruption.install()
         for index in 0..<batchCount {
             let request = GenerationRequest(
                 prompt: prompt, negativePrompt: negativePrompt, steps: steps, guidanceScale: guidanceScale,
@@ -301,6 +305,8 @@ struct GenerationOptions: ParsableArguments {
                 initImage: initImage, strength: strength, mask: mask, clipSkip: clipSkip)
             let path = batchCount == 1 ? output : String(output.dropLast(4)) + "-\(index + 1).png"
             let previewPath = String(path.dropLast(4)) + "-preview.png"
+            // The preview goes with its image: written or not (failed, interrupted), it is removed.
+            defer { if preview { try? FileManager.default.removeItem(atPath: previewPath) } }
             // An intermediate that cannot be written stops the run and is reported, not skipped.
             var intermediateError: (any Error)?
             let latents: Tensor
@@ -308,6 +314,7 @@ struct GenerationOptions: ParsableArguments {
                 latents = try pipeline.generateLatents(request) { progress in
                     status.progress(step: progress.step, total: progress.totalSteps, elapsed: progress.elapsed,
                                     label: batchCount == 1 ? "" : "image \(index + 1)/\(batchCount) ")
+                    guard !Interruption.isRequested else { return false }
                     guard saveIntermediates != nil || preview else { return true }
                     do {
                         let picture = try pipeline.decode(progress.predictedOriginal, using: decoder)
@@ -322,6 +329,9 @@ struct GenerationOptions: ParsableArguments {
                         return false
                     }
                 }
+            } catch GenerationError.cancelled(let step) where intermediateError == nil {
+                status.finishProgress()
+                throw Interruption.stop("stopped after step \(step); \(path) was not written")
             } catch {
                 status.finishProgress()
                 throw intermediateError ?? error
@@ -330,8 +340,10 @@ struct GenerationOptions: ParsableArguments {
             let size = pipeline.outputSize(request)
             let metadata = A1111Parameters(request: request, scheduler: kind, width: size.width, height: size.height,
                                            model: pipeline.modelName)
-            try writePNG(pipeline.decode(latents, using: decoder), to: path, text: [("parameters", metadata.text)])
-            if preview { try? FileManager.default.removeItem(atPath: previewPath) }
+            let picture = try pipeline.decode(latents, using: decoder)
+            // Interrupted while decoding: the picture is complete, but the user asked for no more output.
+            guard !Interruption.isRequested else { throw Interruption.stop("\(path) was not written") }
+            try writePNG(picture, to: path, text: [("parameters", metadata.text)])
             status.message("wrote \(path) (seed \(request.seed))")
         }
     }

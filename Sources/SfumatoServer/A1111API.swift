@@ -103,7 +103,16 @@ extension SfumatoServer {
         }
     }
 
-    func a1111Generate(_ body: [UInt8], img2img: Bool, notes: RequestNotes) async throws -> Response {
+    /// A txt2img or img2img body read and checked, before any generation: the runs it asks for.
+    package struct A1111Job {
+        var fields: A1111Request
+        package var model: ModelRegistry.Model
+        package var requests: [GenerationRequest]
+        var kind: SchedulerKind?
+        var steps: Int, scale: Double, batchSize: Int, iterations: Int, clipSkip: Int, strength: Double, firstSeed: UInt64
+    }
+
+    package func a1111Job(_ body: [UInt8], img2img: Bool) throws -> A1111Job {
         let fields = try JSONBody.decode(A1111Request.self, from: body)
         let model = try models.model(named: fields.override_settings?.sd_model_checkpoint, field: "override_settings.sd_model_checkpoint")
         // sampler_name wins: some client libraries always send sampler_index with their own default.
@@ -114,8 +123,10 @@ extension SfumatoServer {
         let scale = fields.cfg_scale ?? 7
         guard scale.isFinite, (0...50).contains(scale) else { throw APIError.invalid("cfg_scale", "cfg_scale must be between 0 and 50, not \(scale)") }
         let batchSize = fields.batch_size ?? 1, iterations = fields.n_iter ?? 1
-        guard batchSize >= 1, iterations >= 1, batchSize * iterations <= configuration.maxImages else {
-            throw APIError.invalid(batchSize < 1 || iterations >= 1 ? "batch_size" : "n_iter",
+        // Each factor is bounded first: their product could overflow.
+        guard (1...configuration.maxImages).contains(batchSize), (1...configuration.maxImages).contains(iterations),
+              batchSize * iterations <= configuration.maxImages else {
+            throw APIError.invalid((1...configuration.maxImages).contains(batchSize) ? "n_iter" : "batch_size",
                                    "batch_size and n_iter must be at least 1 and make at most \(configuration.maxImages) images, not \(batchSize) x \(iterations)")
         }
         let clipSkip = fields.override_settings?.CLIP_stop_at_last_layers ?? 1
@@ -156,6 +167,13 @@ extension SfumatoServer {
                               width: img2img ? nil : fields.width, height: img2img ? nil : fields.height, scheduler: kind,
                               initImage: initImage, strength: strength, mask: mask, clipSkip: clipSkip)
         }
+        return A1111Job(fields: fields, model: model, requests: requests, kind: kind, steps: steps, scale: scale, batchSize: batchSize,
+                        iterations: iterations, clipSkip: clipSkip, strength: strength, firstSeed: firstSeed)
+    }
+
+    func a1111Generate(_ body: [UInt8], img2img: Bool, notes: RequestNotes) async throws -> Response {
+        let job = try a1111Job(body, img2img: img2img)
+        let (fields, model, requests, steps) = (job.fields, job.model, job.requests, job.steps)
         let size = model.pipeline.outputSize(requests[0])
         notes.add("size", "\(size.width)x\(size.height)")
         notes.add("steps", "\(steps)")
@@ -165,13 +183,13 @@ extension SfumatoServer {
         var info: [String: Any] = [
             "prompt": fields.prompt ?? "", "all_prompts": result.images.map(\.request.prompt),
             "negative_prompt": fields.negative_prompt ?? "", "all_negative_prompts": result.images.map(\.request.negativePrompt),
-            "seed": firstSeed, "all_seeds": result.images.map(\.request.seed), "subseed": -1, "all_subseeds": result.images.map { _ in -1 },
-            "width": size.width, "height": size.height, "sampler_name": result.images.first?.scheduler.a1111Name ?? kind?.a1111Name ?? NSNull(),
-            "cfg_scale": scale, "steps": steps, "batch_size": batchSize, "n_iter": iterations, "sd_model_name": model.name,
-            "clip_skip": clipSkip, "infotexts": infotexts, "interrupted": result.interrupted, "restore_faces": false,
+            "seed": job.firstSeed, "all_seeds": result.images.map(\.request.seed), "subseed": -1, "all_subseeds": result.images.map { _ in -1 },
+            "width": size.width, "height": size.height, "sampler_name": result.images.first?.scheduler.a1111Name ?? job.kind?.a1111Name ?? NSNull(),
+            "cfg_scale": job.scale, "steps": steps, "batch_size": job.batchSize, "n_iter": job.iterations, "sd_model_name": model.name,
+            "clip_skip": job.clipSkip, "infotexts": infotexts, "interrupted": result.interrupted, "restore_faces": false,
             "seed_resize_from_w": -1, "seed_resize_from_h": -1, "styles": [String](), "job_timestamp": Self.timestamp(),
         ]
-        if img2img { info["denoising_strength"] = strength }
+        if img2img { info["denoising_strength"] = job.strength }
         let infoText = String(data: try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys]), encoding: .utf8) ?? "{}"
         var parameters = JSONBody.object(body)
         parameters["init_images"] = nil

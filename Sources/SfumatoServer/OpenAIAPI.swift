@@ -33,7 +33,8 @@ extension SfumatoServer {
         }
     }
 
-    func openAIGenerate(_ body: [UInt8], notes: RequestNotes) async throws -> Response {
+    /// An image generation body read and checked, before any generation: the runs it asks for.
+    package func openAIJob(_ body: [UInt8]) throws -> (model: ModelRegistry.Model, requests: [GenerationRequest]) {
         let fields = try JSONBody.decode(OpenAIImageRequest.self, from: body)
         let model = try models.model(named: fields.model, field: "model")
         let count = fields.n ?? 1
@@ -63,6 +64,12 @@ extension SfumatoServer {
             GenerationRequest(prompt: fields.prompt, negativePrompt: fields.negative_prompt ?? "", steps: steps, guidanceScale: Float(scale),
                               seed: firstSeed + UInt64(index), width: width, height: height, scheduler: kind)
         }
+        return (model, requests)
+    }
+
+    func openAIGenerate(_ body: [UInt8], notes: RequestNotes) async throws -> Response {
+        let (model, requests) = try openAIJob(body)
+        let (count, steps) = (requests.count, requests[0].steps)
         let size = model.pipeline.outputSize(requests[0])
         notes.add("size", "\(size.width)x\(size.height)")
         notes.add("steps", "\(steps)")

@@ -208,6 +208,9 @@ import Testing
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["height": 1 << 20])), 422, "height"),
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["cfg_scale": 1000])), 422, "cfg_scale"),
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["batch_size": 0])), 422, "batch_size"),
+                ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["n_iter": 10_000])), 422, "n_iter"),
+                // The product overflows Int: refused, not trapped on.
+                ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["batch_size": 1 << 62, "n_iter": 4])), 422, "batch_size"),
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["seed": -5])), 422, "seed"),
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["sampler_name": "Heun++"])), 404, "sampler_name"),
                 ("sdapi/v1/txt2img", try JSONSerialization.data(withJSONObject: with(["sampler_name": "Euler", "scheduler": "Karras"])), 422, "scheduler"),

@@ -157,6 +157,21 @@ import Testing
         #expect(try pipeline.tokenizer.chunks(longest).count == StableDiffusionPipeline.maximumPromptChunks)
         try pipeline.validate(GenerationRequest(prompt: longest, clipSkip: 2))
     }
+
+    /// A megabyte of prompt (from a request body, say) is refused on its length, before any parsing.
+    @Test func refusesMegabytePromptsUnread() throws {
+        let pipeline = try PipelineTests.pipeline.get()
+        let megabyte = String(repeating: "(a:1.1) ", count: 1 << 17)
+        #expect(throws: GenerationError.invalidRequest("the negative prompt is 1048576 bytes; at most 65536 are allowed")) {
+            try pipeline.validate(GenerationRequest(prompt: "x", negativePrompt: megabyte))
+        }
+        // The limit itself is allowed (white space makes no tokens).
+        let longest = "x" + String(repeating: " ", count: StableDiffusionPipeline.maximumPromptBytes - 1)
+        try pipeline.validate(GenerationRequest(prompt: longest))
+        #expect(throws: GenerationError.invalidRequest("the prompt is 65537 bytes; at most 65536 are allowed")) {
+            try pipeline.validate(GenerationRequest(prompt: longest + " "))
+        }
+    }
 }
 
 /// The PNG `parameters` text keeps the prompt as typed and records clip skip as A1111 does.

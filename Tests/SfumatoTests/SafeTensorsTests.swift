@@ -73,6 +73,15 @@ import Testing
         }
     }
 
+    /// A header that claims a 40 GB tensor in a small file is refused when the file is opened, before
+    /// any tensor is read or memory set aside for it.
+    @Test func refusesHugeTensorClaims() throws {
+        let header = #"{"w":{"dtype":"F32","shape":[100000,100000],"data_offsets":[0,40000000000]}}"#
+        guard case .failure(.offsetsOutOfBounds(_, "w", 0, 40_000_000_000, 16)) = Self.open(try Self.file(header: header, dataBytes: Array(repeating: 0, count: 16))) else {
+            Issue.record("expected offsetsOutOfBounds"); return
+        }
+    }
+
     @Test func rejectsOverlappingTensors() throws {
         let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
         guard case .failure(.overlappingTensors) = Self.open(try Self.file(header: header, dataBytes: Array(repeating: 0, count: 8))) else {

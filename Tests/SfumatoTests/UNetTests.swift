@@ -5,6 +5,17 @@ import Testing
 /// UNet2DConditionModel against diffusers on tiny models stored as users' folders are
 /// (config.json + fp16 diffusion_pytorch_model.safetensors), loaded through the public API.
 @Suite struct UNetTests {
+    /// A config.json describing a far larger UNet than its weights (`{}` is full-size SD 1.5, 3.4 GB of
+    /// parameters, here against the tiny model's file) is refused naming what is missing, and the
+    /// stand-ins for the missing tensors commit no memory.
+    @Test func configFarLargerThanItsWeightsCommitsNoMemory() throws {
+        let weights = try SafeTensorsFile(path: Fixtures.path("tiny/unet/diffusion_pytorch_model.safetensors"))
+        let config = try UNet2DConditionConfig(json: Data("{}".utf8))
+        let peak = ProcessMemory.peakResidentBytes
+        #expect(throws: ParameterMismatch.self) { try UNet2DConditionModel(config: config, weights: weights) }
+        #expect(ProcessMemory.peakResidentBytes - peak < 1 << 30)
+    }
+
     private func load(_ folder: String) throws -> UNet2DConditionModel {
         let config = try UNet2DConditionConfig(contentsOf: Fixtures.path("\(folder)/config.json"))
         let weights = try Fixtures.file("\(folder)/diffusion_pytorch_model.safetensors")

@@ -185,6 +185,9 @@ public final class StableDiffusionPipeline: Sendable {
 
     /// Longer prompts are refused: 64 chunks are 4800 tokens, far beyond any prompt that steers an image.
     public static let maximumPromptChunks = 64
+    /// Longer prompt texts are refused before they are parsed (a megabyte from a request is not read):
+    /// 64 chunks of 75 tokens, even heavily weighted ones such as `(word:1.25), `, fit well within it.
+    public static let maximumPromptBytes = 64 << 10
 
     /// Checks a request before any work; the message names the bad value.
     public func validate(_ request: GenerationRequest) throws(GenerationError) {
@@ -221,6 +224,9 @@ public final class StableDiffusionPipeline: Sendable {
             throw .invalidRequest("clip skip must be between 1 and \(layers) (the text encoder's layers), not \(request.clipSkip)")
         }
         for (name, text) in [("prompt", request.prompt), ("negative prompt", request.negativePrompt)] {
+            guard text.utf8.count <= Self.maximumPromptBytes else {
+                throw .invalidRequest("the \(name) is \(text.utf8.count) bytes; at most \(Self.maximumPromptBytes) are allowed")
+            }
             let chunks: Int
             do { chunks = try tokenizer.chunks(name == "prompt" ? ExtraNetworks.removingTags(from: text) : text).count } catch {
                 throw .invalidRequest(error.description)

@@ -4,6 +4,8 @@ import Foundation
 public enum ProcessMemory {
     /// The highest resident set size so far (VmHWM), in bytes; 0 where /proc is not available.
     public static var peakResidentBytes: Int { statusField("VmHWM:") }
+    /// The resident set size now (VmRSS), in bytes; 0 where /proc is not available.
+    public static var residentBytes: Int { statusField("VmRSS:") }
 
     private static func statusField(_ name: String) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -1,6 +1,7 @@
 /// A small JSON reader for file headers we do not trust: it keeps duplicate
 /// object keys (so they can be reported), limits nesting depth, and never traps.
-enum JSONValue: Equatable, Sendable {
+/// (`package`: the fuzz targets in Tests/Fuzz reach it without -enable-testing.)
+package enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,7 +10,7 @@ enum JSONValue: Equatable, Sendable {
     /// Members in file order, duplicates kept.
     case object([(key: String, value: JSONValue)])
 
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case let (.bool(a), .bool(b)): a == b
@@ -21,13 +22,13 @@ enum JSONValue: Equatable, Sendable {
         }
     }
 
-    struct ParseError: Error, CustomStringConvertible {
+    package struct ParseError: Error, CustomStringConvertible {
         let message: String
         let offset: Int
-        var description: String { "\(message) at byte \(offset)" }
+        package var description: String { "\(message) at byte \(offset)" }
     }
 
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 64) throws(ParseError) -> JSONValue {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 64) throws(ParseError) -> JSONValue {
         var parser = Parser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)

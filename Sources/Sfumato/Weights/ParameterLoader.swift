@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a network's named tensors come from: one safetensors file, several shards,
 /// or a single-file checkpoint seen through the name mapping table.
 public protocol TensorSource: Sendable {
@@ -62,7 +64,35 @@ public final class ParameterLoader {
     private final class Record {
         var used: Set<String> = []
         var mismatch: ParameterMismatch
+        var placeholders: PlaceholderMemory?
         init(component: String) { mismatch = ParameterMismatch(component: component) }
+
+        /// A stand-in of `shape` for a tensor that is missing or mis-shaped, so building goes on and every
+        /// problem is reported. The network is never run (`finish()` throws), so large stand-ins share
+        /// one mapping of untouched zero pages: a configuration that describes a far larger model than
+        /// its weights (a config.json from elsewhere, a bare `{}` meaning full SD 1.5) commits no memory.
+        func placeholder(_ shape: [Int]) -> Tensor {
+            let count = shape.reduce(1, *)
+            guard count >= 1 << 16 else { return Tensor(zeros: shape) }
+            if placeholders.map({ $0.count < count }) ?? true { placeholders = PlaceholderMemory(count: count) ?? placeholders }
+            guard let memory = placeholders, memory.count >= count else { return Tensor(zeros: shape) }
+            return Tensor(shape: shape, storage: TensorStorage(borrowing: memory.pointer, count: count, owner: memory), offset: 0)
+        }
+    }
+
+    /// Anonymous zero pages, address space only (MAP_NORESERVE) until something touches them.
+    private final class PlaceholderMemory {
+        let pointer: UnsafeMutablePointer<Float>
+        let count: Int
+
+        init?(count: Int) {
+            guard let base = mmap(nil, count * MemoryLayout<Float>.stride, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), base != MAP_FAILED else { return nil }
+            pointer = base.assumingMemoryBound(to: Float.self)
+            self.count = count
+        }
+
+        deinit { munmap(pointer, count * MemoryLayout<Float>.stride) }
     }
 
     private let source: any TensorSource
@@ -87,23 +117,23 @@ public final class ParameterLoader {
     }
 
     /// The tensor `name` (relative to this scope), which must have `shape`.
-    /// On a problem it records it and returns zeros so loading can go on.
+    /// On a problem it records it and returns zeros (see `Record.placeholder`) so loading can go on.
     public func callAsFunction(_ name: String, shape: [Int]) -> Tensor {
         let fullName = prefix + name
         record.used.insert(fullName)
         guard let found = source.shape(of: fullName) else {
             record.mismatch.missing.append((fullName, shape))
-            return Tensor(zeros: shape)
+            return record.placeholder(shape)
         }
         guard found == shape else {
             record.mismatch.misshaped.append((fullName, shape, found))
-            return Tensor(zeros: shape)
+            return record.placeholder(shape)
         }
         do {
             return try source.tensor(fullName)
         } catch {
             record.mismatch.unreadable.append("  unreadable: \(error)")
-            return Tensor(zeros: shape)
+            return record.placeholder(shape)
         }
     }
 
