@@ -147,6 +147,7 @@ import Testing
         let (text, unet, scheduler) = try SD2Tests.configs(family)
         let text2 = try JSONDecoder().decode(CLIPTextConfig.self, from: Data(try #require(preset.textEncoder2).utf8))
         #expect(ModelFamily(textEncoder: text, unet: unet, scheduler: scheduler) == family)
+        #expect(try UNet2DConditionConfig(json: try JSONEncoder().encode(unet)) == unet)
         try StableDiffusionPipeline.checkTextConditioning(unet: unet, first: text, second: text2, model: "preset")
         #expect(try JSONDecoder().decode(AutoencoderKLConfig.self, from: Data(preset.vae.utf8)).scalingFactor == 0.13025)
         #expect(unet.transformerLayersPerBlock == [1, 2, 10] && text2.numHiddenLayers == 32 && text2.projectionDim == 1280)
