@@ -89,10 +89,13 @@ import Testing
         expectClose(concat(conditioning.map(\.states), axis: 0), try file.tensor("unet.encoder_hidden_states"), tolerance: 1e-4, "states")
         expectClose(concat(conditioning.compactMap(\.pooled), axis: 0), try file.tensor("text_encoder_2.pooled"), tolerance: 1e-4, "pooled")
         #expect(pipeline.forceZerosForEmptyPrompt)
-        let zeroed = try pipeline.encodePrompts(["", prompts[0]], zeroingEmpty: true)
+        let zeroed = try pipeline.encodePrompts(["", prompts[0]], zeroingEmptyNegative: true)
         #expect(zeroed[0].states.shape == [1, 77, 32] && zeroed[0].states.toArray().allSatisfy { $0 == 0 })
         #expect(zeroed[0].pooled?.toArray() == Array(repeating: 0, count: 16))
-        #expect(try pipeline.encodePrompts([""], zeroingEmpty: false)[0].states.toArray().contains { $0 != 0 })
+        // Only the negative prompt is zeroed: an empty prompt is encoded.
+        let empty = try pipeline.encodePrompts(["", ""], zeroingEmptyNegative: true)
+        #expect(empty.count == 2 && empty[0].states.toArray().allSatisfy { $0 == 0 } && empty[1].states.toArray().contains { $0 != 0 })
+        #expect(try pipeline.encodePrompts(["", ""])[0].states.toArray().contains { $0 != 0 })
     }
 
     // MARK: - Pipeline

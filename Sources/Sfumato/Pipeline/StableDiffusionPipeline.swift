@@ -227,22 +227,20 @@ public final class StableDiffusionPipeline: Sendable {
     }
 
     /// The conditioning of each prompt, in order (extra-network tags must already be removed). SDXL: both
-    /// encoders, and, with `zeroingEmpty` and the model's `force_zeros_for_empty_prompt`, zeros for empty prompts
-    /// (the unconditional half's), shaped like the first non-empty prompt's.
-    public func encodePrompts(_ prompts: [String], clipSkip: Int = 1, zeroingEmpty: Bool = false) throws -> [PromptConditioning] {
+    /// encoders; with `zeroingEmptyNegative` (the first prompt is a guided run's negative prompt) and the model's
+    /// `force_zeros_for_empty_prompt`, an empty first prompt is zeros shaped like the second's conditioning.
+    public func encodePrompts(_ prompts: [String], clipSkip: Int = 1, zeroingEmptyNegative: Bool = false) throws -> [PromptConditioning] {
         guard let textEncoder2, let tokenizer2 else {
             return try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: clipSkip)
                 .map { PromptConditioning(states: $0, pooled: nil) }
         }
-        let zeroed = prompts.map { zeroingEmpty && forceZerosForEmptyPrompt && $0.isEmpty }
-        let encoded = prompts.enumerated().filter { !zeroed[$0.offset] }.map(\.element)
+        let zeroFirst = zeroingEmptyNegative && forceZerosForEmptyPrompt && prompts.count > 1 && prompts[0].isEmpty
+        let encoded = zeroFirst ? Array(prompts.dropFirst()) : prompts
         let encoders = SDXLTextEncoders(first: textEncoder, second: textEncoder2)
-        var results = try encoders.encode(try encoded.map { try tokenizer.chunks($0) }, try encoded.map { try tokenizer2.chunks($0) },
-                                          clipSkip: clipSkip)[...]
-        guard let shape = results.first else {
-            throw GenerationError.invalidRequest("with force_zeros_for_empty_prompt, at least one prompt must be non-empty")
-        }
-        return zeroed.map { $0 ? PromptConditioning.zeros(like: shape) : results.removeFirst() }
+        let results = try encoders.encode(try encoded.map { try tokenizer.chunks($0) }, try encoded.map { try tokenizer2.chunks($0) },
+                                          clipSkip: clipSkip)
+        guard zeroFirst, let conditional = results.first else { return results }
+        return [PromptConditioning.zeros(like: conditional)] + results
     }
 
     /// SDXL: each conditioning's added conditions for an image of `width` x `height`; nil for SD 1.x/2.x.
@@ -341,7 +339,7 @@ public final class StableDiffusionPipeline: Sendable {
         // AUTOMATIC1111 takes `<lora:...>` and other extra-network tags out of the prompt (not the negative prompt).
         let prompts = guided ? [request.negativePrompt, ExtraNetworks.removingTags(from: request.prompt)]
             : [ExtraNetworks.removingTags(from: request.prompt)]
-        let conditioning = try encodePrompts(prompts, clipSkip: request.clipSkip, zeroingEmpty: guided)
+        let conditioning = try encodePrompts(prompts, clipSkip: request.clipSkip, zeroingEmptyNegative: guided)
         releaseTextEncoderMemory()
         let textStates = conditioning.map(\.states)
         let (width, height) = outputSize(request)
