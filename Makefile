@@ -20,7 +20,7 @@ help:
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
 	@echo "make verify-full  full-size SD 1.5 and SD 2.1 768-v (random weights): our networks and images vs PyTorch"
 	@echo "make verify-full-sd2  only the SD 2.1 768-v part"
-	@echo "make verify-full-sdxl  full-size SDXL (random weights, ~14 GB): networks, a 2-step 512x512 image, peak RSS (SDXL_ARGS=--reduced: small widths)"
+	@echo "make verify-full-sdxl  full-size SDXL (random weights, ~28 GB: folder and single file): networks, a 2-step 512x512 image, peak RSS (SDXL_ARGS=--reduced: small widths)"
 	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
 	@echo "make install [PREFIX=/usr/local]  the binary, the default model and shell completions (make uninstall removes them)"
 
@@ -126,7 +126,7 @@ verify-full-sd2: venv vocab build
 	    --tokenizer $(SD21)/diffusers/tokenizer --output $(SD21)/ours-single.png
 	cd Tests/Reference && ../../$(PYTHON) verify_full_sd2.py --compare
 
-# Full-size SDXL base shapes with random weights (git-ignored .cache/sdxl-random, ~14 GB; not part of verify-full): both
+# Full-size SDXL base shapes with random weights (git-ignored .cache/sdxl-random, ~28 GB: folder and single file; not part of verify-full): both
 # text encoders, one UNet step at 64x64 latents and the VAE against PyTorch, and a 2-step 512x512 image, from the diffusers
 # folder and from the single-file (SGM) checkpoint read with the sdxl preset; peak resident memory of each run.
 # SDXL_ARGS=--reduced runs the same on small widths (.cache/sdxl-reduced, the single file read with the folder's configs).

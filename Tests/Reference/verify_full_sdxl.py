@@ -1,7 +1,7 @@
 """`make verify-full-sdxl`: the full-size SDXL base architecture with seeded random weights, run by
 PyTorch/diffusers, written as a reference for `sfumato verify` and `sfumato generate` to compare against.
 
-Writes into .cache/sdxl-random/ (git-ignored, ~14 GB): a diffusers folder (fp32; stabilityai/stable-diffusion-xl-base-1.0's
+Writes into .cache/sdxl-random/ (git-ignored, ~28 GB: folder and single file): a diffusers folder (fp32; stabilityai/stable-diffusion-xl-base-1.0's
 configurations: CLIP ViT-L and OpenCLIP ViT-bigG with its projection, the 2.6 B-parameter UNet with "text_time" added
 conditioning, the VAE with scaling factor 0.13025, Euler), a single-file SGM checkpoint made from it
 (conditioner.embedders.0/1, label_emb), reference.safetensors with network inputs and torch outputs (one UNet step at
