@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libopenblas-dev liblapacke-dev libpng-dev pkg-config cmake
 
-.PHONY: help deps check-deps build run test serve-check example fixtures venv doctor bench bench-compare verify-full verify-full-sd2 clean vocab train-default-model evaluate-default-model install install-files uninstall fuzz fuzz-build soak
+.PHONY: help deps check-deps build run test serve-check example fixtures venv doctor bench bench-compare verify-full verify-full-sd2 verify-full-sdxl clean vocab train-default-model evaluate-default-model install install-files uninstall fuzz fuzz-build soak
 
 help:
 	@echo "make run       build and draw sfumato.png with the embedded default model (first README command)"
@@ -20,6 +20,7 @@ help:
 	@echo "make fixtures  regenerate the PyTorch reference fixtures (creates $(VENV))"
 	@echo "make verify-full  full-size SD 1.5 and SD 2.1 768-v (random weights): our networks and images vs PyTorch"
 	@echo "make verify-full-sd2  only the SD 2.1 768-v part"
+	@echo "make verify-full-sdxl  full-size SDXL (random weights, ~28 GB: folder and single file): networks, a 2-step 512x512 image, peak RSS (SDXL_ARGS=--reduced: small widths)"
 	@echo "make bench-compare  full-size SD 1.5 speed and peak RSS: ours vs PyTorch and OpenVINO (BENCH_ARGS=...)"
 	@echo "make install [PREFIX=/usr/local]  the binary, the default model and shell completions (make uninstall removes them)"
 	@echo "make soak      200 generations in one process; resident memory must stay flat (not in CI)"
@@ -126,6 +127,31 @@ verify-full-sd2: venv vocab build
 	$(BIN) generate $(SD21_PROMPT) --model $(SD21)/sd21-random.safetensors --model-type sd2-768 \
 	    --tokenizer $(SD21)/diffusers/tokenizer --output $(SD21)/ours-single.png
 	cd Tests/Reference && ../../$(PYTHON) verify_full_sd2.py --compare
+
+# Full-size SDXL base shapes with random weights (git-ignored .cache/sdxl-random, ~28 GB: folder and single file; not part of verify-full): both
+# text encoders, one UNet step at 64x64 latents and the VAE against PyTorch, and a 2-step 512x512 image, from the diffusers
+# folder and from the single-file (SGM) checkpoint read with the sdxl preset; peak resident memory of each run.
+# SDXL_ARGS=--reduced runs the same on small widths (.cache/sdxl-reduced, the single file read with the folder's configs).
+SDXL_ARGS ?=
+ifeq ($(SDXL_ARGS),--reduced)
+SDXL := .cache/sdxl-reduced
+SDXL_SINGLE := --model-config $(SDXL)/diffusers
+else
+SDXL := .cache/sdxl-random
+SDXL_SINGLE := --model-type sdxl
+endif
+SDXL_PROMPT := "a photograph of an astronaut riding a horse" --negative-prompt blurry --steps 2 --guidance-scale 5 \
+    --seed 42 --width 512 --height 512
+PEAK = /usr/bin/time -f "peak resident memory: %M KB"
+verify-full-sdxl: venv vocab build
+	cd Tests/Reference && ../../$(PYTHON) verify_full_sdxl.py $(SDXL_ARGS)
+	$(PEAK) $(BIN) verify --model $(SDXL)/diffusers --reference $(SDXL)/reference.safetensors
+	$(PEAK) $(BIN) verify --model $(SDXL)/sdxl-random.safetensors $(SDXL_SINGLE) --tokenizer $(SDXL)/diffusers/tokenizer \
+	    --reference $(SDXL)/reference.safetensors
+	$(PEAK) $(BIN) generate $(SDXL_PROMPT) --model $(SDXL)/diffusers --output $(SDXL)/ours-folder.png
+	$(PEAK) $(BIN) generate $(SDXL_PROMPT) --model $(SDXL)/sdxl-random.safetensors $(SDXL_SINGLE) \
+	    --tokenizer $(SDXL)/diffusers/tokenizer --output $(SDXL)/ours-single.png
+	cd Tests/Reference && ../../$(PYTHON) verify_full_sdxl.py --compare $(SDXL_ARGS)
 
 # Full-size SD 1.5 (random weights) timed side by side: ours, PyTorch/diffusers fp32, OpenVINO f32 and
 # OpenVINO's default precision, one process each, interleaved rounds. ~9 min at 512x512 on 2 cores

@@ -107,6 +107,20 @@ expect 2 "img2img strength that runs no step" -- "$bin" img2img "a square" --mod
 no_file "$work/i2i-s.png" "img2img bad strength"
 expect 1 "img2img size other than the image's" -- "$bin" img2img "a square" --model "$model" --init-image "$init" --width 64 --output "$work/i2i-w.png"
 
+# SDXL: the tiny diffusers folder (two text encoders), its single file, and a family that does not fit it.
+sdxl="$(dirname "$0")/Fixtures/tiny-sdxl"
+sdxl_single="$(dirname "$0")/Fixtures/checkpoint/tiny-sdxl-single.safetensors"
+expect 0 "generate with the tiny SDXL folder" -- "$bin" generate "a red circle" --model "$sdxl" --steps 2 --width 32 --height 24 \
+    --seed 1 --output "$work/sdxl.png"
+if [ -s "$work/sdxl.png" ] && grep -q "sdxl defaults: guidance scale 5.0" "$work/stderr"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: SDXL folder: no sdxl.png, or not SDXL's defaults"; fi
+expect 0 "generate with the tiny SDXL single file" -- "$bin" generate "a red circle" --model "$sdxl_single" --model-config "$sdxl" \
+    --steps 2 --width 32 --height 24 --output "$work/sdxl-single.png"
+expect 1 "SDXL single file named SD 2" -- "$bin" generate "x" --model "$sdxl_single" --model-type sd2-512 --output "$work/sdxl-sd2.png"
+no_file "$work/sdxl-sd2.png" "SDXL single file named SD 2"
+grep -q "an SDXL checkpoint (two text encoders), not sd2-512" "$work/stderr" && passed=$((passed + 1)) || {
+    failed=$((failed + 1)); echo "FAIL: SDXL family message unclear: $(cat "$work/stderr")"; }
+
 # Inpainting: a 9-channel inpainting UNet and the default (4-channel) model.
 inpaint_model="$(dirname "$0")/Fixtures/tiny-inpaint"
 mask="$(dirname "$0")/Fixtures/inpaint/mask.png"

@@ -71,12 +71,15 @@ struct BenchCommand: ParsableCommand {
             + String(format: "%.1f GFLOP/s; model loaded in %.1f s", sgemm, loadSeconds))
 
         // Fixed inputs: the work does not depend on the values, but random ones avoid denormal shortcuts.
-        let ids = [pipeline.tokenizer.encode(""), pipeline.tokenizer.encode("a photograph of an astronaut riding a horse")]
+        let prompts = ["", "a photograph of an astronaut riding a horse"]
         var random = TorchRandom(seed: 0)
         let latentShape = [1, pipeline.unet.config.inChannels, height / pipeline.vaeScaleFactor, width / pipeline.vaeScaleFactor]
         let latents = random.normal(shape: latentShape)
         let batch = concat([latents, latents], axis: 0)
-        let context = try pipeline.textEncoder(ids)
+        let conditioning = try pipeline.encodePrompts(prompts)
+        let context = concat(conditioning.map(\.states), axis: 0)
+        // SDXL: the pooled text embeddings and size conditioning of both halves.
+        let added = pipeline.addedConditions(conditioning, width: width, height: height).map(UNetAddedConditions.batched)
         pipeline.releaseTextEncoderMemory()
         let timestep = 500.0
 
@@ -84,10 +87,10 @@ struct BenchCommand: ParsableCommand {
             // Each run starts as a generation does: the weights out of resident memory since the last prompt.
             Component(name: "text encoder", key: "text_encode", detail: "2x77 tokens") {
                 pipeline.releaseTextEncoderMemory()
-                _ = try pipeline.textEncoder(ids)
+                _ = try pipeline.encodePrompts(prompts)
             },
             Component(name: "UNet guidance step", key: "unet_step", detail: "batch 2 at \(latentShape[2])x\(latentShape[3]) latents") {
-                _ = try pipeline.unet(batch, timestep: timestep, encoderHiddenStates: context)
+                _ = try pipeline.unet(batch, timestep: timestep, encoderHiddenStates: context, addedConditions: added)
             },
             Component(name: "VAE decode", key: "vae_decode", detail: "\(width)x\(height)") { _ = try pipeline.vae.decode(latents) },
         ]

@@ -19,6 +19,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Model family of a single-file checkpoint (SD 2.x files need it): \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")).")
     var modelType: ModelFamily?
 
+    @Option(help: "Single files: a diffusers folder with the model's config.json files, instead of the family's.")
+    var modelConfig: String?
+
     @Option(help: "Reference safetensors with inputs and torch outputs.")
     var reference: String
 
@@ -27,7 +30,8 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let pipeline = try StableDiffusionPipeline(files: try ModelFiles(path: model, tokenizer: tokenizer, family: modelType))
+        let pipeline = try StableDiffusionPipeline(files: try ModelFiles(path: model, tokenizer: tokenizer, family: modelType,
+                                                                               configuration: modelConfig))
         print("loaded \(model) in " + String(format: "%.1f s", Date().timeIntervalSince(start)))
         let file = try SafeTensorsFile(path: reference)
         var worst: Float = 0
@@ -46,14 +50,30 @@ struct VerifyCommand: ParsableCommand {
 
         let ids = try file.tensor("text_encoder.input_ids")
         let rows = (0..<ids.shape[0]).map { row in (0..<ids.shape[1]).map { Int32(ids[flat: row * ids.shape[1] + $0]) } }
-        let (states, textSeconds) = try timed { try pipeline.textEncoder(rows) }
-        report("text encoder 2x77", states, try file.tensor("text_encoder.output"), seconds: textSeconds)
+        if let second = pipeline.textEncoder2 {
+            // SDXL: both encoders' penultimate states and the pooled projection.
+            let (states, textSeconds) = try timed { try pipeline.textEncoder.penultimateHiddenStates(rows) }
+            report("text encoder 2x77", states, try file.tensor("text_encoder.output"), seconds: textSeconds)
+            let ids2 = try file.tensor("text_encoder_2.input_ids")
+            let rows2 = (0..<ids2.shape[0]).map { row in (0..<ids2.shape[1]).map { Int32(ids2[flat: row * ids2.shape[1] + $0]) } }
+            let (encoded, seconds2) = try timed { try second(rows2) }
+            report("text encoder 2 2x77", encoded.hiddenStates, try file.tensor("text_encoder_2.output"), seconds: seconds2)
+            report("text encoder 2 pooled", encoded.pooled, try file.tensor("text_encoder_2.pooled"), seconds: 0)
+        } else {
+            let (states, textSeconds) = try timed { try pipeline.textEncoder(rows) }
+            report("text encoder 2x77", states, try file.tensor("text_encoder.output"), seconds: textSeconds)
+        }
 
-        for size in [32, 64] {
+        for size in [32, 64] where file.entries["unet\(size).sample"] != nil {
             let sample = try file.tensor("unet\(size).sample")
             let timestep = Double(try file.tensor("unet\(size).timestep")[flat: 0])
             let context = try file.tensor("unet\(size).encoder_hidden_states")
-            let (output, seconds) = try timed { try pipeline.unet(sample, timestep: timestep, encoderHiddenStates: context) }
+            let added = try file.entries["unet\(size).text_embeds"].map { _ in
+                UNetAddedConditions(textEmbeds: try file.tensor("unet\(size).text_embeds"), timeIds: try file.tensor("unet\(size).time_ids"))
+            }
+            let (output, seconds) = try timed {
+                try pipeline.unet(sample, timestep: timestep, encoderHiddenStates: context, addedConditions: added)
+            }
             report("UNet batch 2 at \(size)x\(size)", output, try file.tensor("unet\(size).output"), seconds: seconds)
         }
 

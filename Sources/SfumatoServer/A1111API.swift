@@ -130,7 +130,7 @@ extension SfumatoServer {
                                    "batch_size and n_iter must be at least 1 and make at most \(configuration.maxImages) images, not \(batchSize) x \(iterations)")
         }
         let clipSkip = fields.override_settings?.CLIP_stop_at_last_layers ?? 1
-        let layers = model.pipeline.textEncoder.config.numHiddenLayers
+        let layers = model.pipeline.maximumClipSkip
         guard (1...layers).contains(clipSkip) else {
             throw APIError.invalid("override_settings.CLIP_stop_at_last_layers", "CLIP_stop_at_last_layers must be between 1 and \(layers), not \(clipSkip)")
         }

@@ -99,15 +99,16 @@ OPENCLIP_FIXED = {"embeddings.token_embedding.weight": "token_embedding.weight",
                   "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
 
 
-def openclip_original(text_sd, last_layer, text_projection):
+def openclip_original(text_sd, last_layer, text_projection, prefix="cond_stage_model.model."):
     """SD 2.x's `cond_stage_model.model.*` tensors from a transformers CLIPTextModel state dict: q, k, v fused
     into in_proj, plus the original's last resblock (`last_layer`, a state dict of one more encoder layer
-    in diffusers names, which SD 2 does not use) and the contrastive head's text_projection."""
-    prefix = "cond_stage_model.model."
-    text_sd = {k[len("text_model."):] if k.startswith("text_model.") else k: v for k, v in text_sd.items()}
+    in diffusers names, which SD 2 does not use; None for SDXL, which keeps every layer) and the contrastive
+    head's text_projection (the original's [hidden, projection] matrix)."""
+    text_sd = {k[len("text_model."):] if k.startswith("text_model.") else k: v for k, v in text_sd.items()
+               if k != "text_projection.weight"}
     layers = 1 + max(int(k.split(".")[2]) for k in text_sd if k.startswith("encoder.layers."))
     result = {prefix + OPENCLIP_FIXED[k]: v for k, v in text_sd.items() if k in OPENCLIP_FIXED}
-    for index in range(layers + 1):
+    for index in range(layers + (last_layer is not None)):
         layer = last_layer if index == layers else {k[len(f"encoder.layers.{index}."):]: v for k, v in text_sd.items()
                                                      if k.startswith(f"encoder.layers.{index}.")}
         scope = f"{prefix}transformer.resblocks.{index}."
@@ -124,4 +125,22 @@ def to_original_sd2(unet_sd, unet_config, vae_sd, vae_config, text_sd, last_laye
     """An SD 2.x single-file checkpoint state dict: UNet and VAE as in SD 1.x, the text encoder as OpenCLIP."""
     result = {k: v for k, v in to_original(unet_sd, unet_config, vae_sd, vae_config, {}).items()}
     result.update(openclip_original(text_sd, last_layer, text_projection))
+    return result
+
+
+def to_original_sdxl(unet_sd, unet_config, vae_sd, vae_config, text_sd, text_2_sd, projection_weight):
+    """An SDXL single-file (SGM) checkpoint state dict: the UNet with its added embedding as `label_emb.0`,
+    the VAE as in SD 1.x, CLIP ViT-L under `conditioner.embedders.0.transformer.` and OpenCLIP ViT-bigG under
+    `conditioner.embedders.1.model.` with every layer and the projection as the original's transposed matrix
+    (`projection_weight` is diffusers' Linear weight [projection, hidden])."""
+    added = {k: v for k, v in unet_sd.items() if k.startswith("add_embedding.")}
+    result = to_original({k: v for k, v in unet_sd.items() if k not in added}, unet_config, vae_sd, vae_config, {})
+    for name, tensor in added.items():
+        part = {"linear_1.": "0.", "linear_2.": "2."}[name[len("add_embedding."):][:len("linear_1.")]]
+        result["model.diffusion_model.label_emb.0." + part + name.split(".")[-1]] = tensor
+    for name, tensor in text_sd.items():
+        name = name if name.startswith("text_model.") else "text_model." + name
+        if not name.endswith("position_ids"):
+            result["conditioner.embedders.0.transformer." + name] = tensor
+    result.update(openclip_original(text_2_sd, None, projection_weight.T.contiguous(), prefix="conditioner.embedders.1.model."))
     return result

@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("class_embed_type", "\"timestep\""), ("addition_embed_type", "\"text_time\""),
+        ("class_embed_type", "\"timestep\""), ("addition_embed_type", "\"image\""),
         ("resnet_time_scale_shift", "\"scale_shift\""), ("num_attention_heads", "8"), ("only_cross_attention", "true"),
         ("mid_block_type", "\"UNetMidBlock2DSimpleCrossAttn\""), ("center_input_sample", "true"),
         ("down_block_types", "[\"AttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"DownBlock2D\"]"),

@@ -73,15 +73,16 @@ public struct ModelFiles: Sendable {
             }
             let file: SafeTensorsFile
             do { file = try SafeTensorsFile(path: path) } catch { throw .weights(error) }
-            if file.names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
-                throw .unsupportedWeights(path: path, reason: "an SDXL checkpoint; Sfumato runs SD 1.x and 2.x")
+            let sdxl = file.names.contains { $0.hasPrefix(OriginalCheckpointSource.sdxlOpenCLIPPrefix) }
+            if !sdxl, file.names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
+                throw .unsupportedWeights(path: path, reason: "an SDXL refiner checkpoint (one OpenCLIP text encoder); Sfumato runs SDXL base models")
             }
             guard OriginalCheckpointSource.isOriginalCheckpoint(file) else {
                 throw .unsupportedWeights(path: path, reason: "not a Stable Diffusion checkpoint (no model.diffusion_model.* tensors)")
             }
             layout = .singleFile(checkpoint: file)
             let resblocks = OriginalCheckpointSource.openCLIPResblockCount(file)
-            textEncoderLayout = resblocks > 0 ? .openCLIPTextEncoder(resblocks: resblocks) : .textEncoder
+            textEncoderLayout = sdxl ? .sdxlTextEncoder : resblocks > 0 ? .openCLIPTextEncoder(resblocks: resblocks) : .textEncoder
             if let configuration {
                 configurationFolder = URL(fileURLWithPath: configuration)
                 self.family = family
@@ -102,6 +103,13 @@ public struct ModelFiles: Sendable {
     /// The family of a single-file checkpoint, from its text encoder's width: CLIP ViT-L (768) is SD 1.x,
     /// OpenCLIP ViT-H (1024) SD 2.x, whose variants the caller must name. Anything else is refused.
     static func singleFileFamily(_ file: SafeTensorsFile, given: ModelFamily?) throws(ModelLoadError) -> ModelFamily {
+        if file.names.contains(where: { $0.hasPrefix(OriginalCheckpointSource.sdxlOpenCLIPPrefix) }) {
+            guard let given else { return .sdxl }
+            guard given.isSDXL else {
+                throw .family(path: file.path, reason: "an SDXL checkpoint (two text encoders), not \(given.rawValue) (use sdxl or sdxl-turbo)")
+            }
+            return given
+        }
         let keys = ["cond_stage_model.model.token_embedding.weight",
                     "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
                     "cond_stage_model.transformer.embeddings.token_embedding.weight"]
@@ -128,6 +136,43 @@ public struct ModelFiles: Sendable {
             throw .family(path: file.path, reason: "an \(openCLIP ? "OpenCLIP" : "OpenAI CLIP") text encoder \(shape[1]) wide is neither SD 1.x (CLIP, 768) "
                           + "nor SD 2.x (OpenCLIP, 1024); give the model's diffusers configuration folder with --model-config")
         }
+    }
+
+    /// Whether the model is SDXL's kind, with a second text encoder (text_encoder_2/, or an SDXL single file).
+    public var hasSecondTextEncoder: Bool {
+        switch layout {
+        case let .diffusers(root): FileManager.default.fileExists(atPath: root.appendingPathComponent("text_encoder_2").path)
+        case .singleFile: if case .sdxlTextEncoder = textEncoderLayout { true } else { false }
+        }
+    }
+
+    /// SDXL: the second tokenizer's folder, tokenizer_2/ of the model (or configuration) folder, else the first
+    /// tokenizer's (the same vocabulary; the preset pads it with "!").
+    func requireSecondTokenizerFolder() throws(ModelLoadError) -> URL {
+        let folder: URL? = switch layout {
+        case let .diffusers(root): root
+        case .singleFile: configurationFolder
+        }
+        if let folder {
+            let second = folder.appendingPathComponent("tokenizer_2")
+            if FileManager.default.fileExists(atPath: second.appendingPathComponent("vocab.json").path) { return second }
+            if case .diffusers = layout { throw .missingFile(path: second.path, what: "vocab.json (the second tokenizer of an SDXL folder)") }
+        }
+        return try requireTokenizerFolder()
+    }
+
+    /// SDXL's `force_zeros_for_empty_prompt` from model_index.json (the model's or the configuration folder's);
+    /// true when not stated, as diffusers' StableDiffusionXLPipeline defaults.
+    public var forceZerosForEmptyPrompt: Bool {
+        let folder: URL? = switch layout {
+        case let .diffusers(root): root
+        case .singleFile: configurationFolder
+        }
+        struct PipelineIndex: Decodable {
+            let force_zeros_for_empty_prompt: Bool?
+        }
+        guard let folder, let data = try? Data(contentsOf: folder.appendingPathComponent("model_index.json")) else { return true }
+        return (try? JSONDecoder().decode(PipelineIndex.self, from: data))?.force_zeros_for_empty_prompt ?? true
     }
 
     /// The preset a single file is read with (nil: a diffusers folder, or a configuration folder).
@@ -178,7 +223,7 @@ public struct ModelFiles: Sendable {
         switch layout {
         case let .diffusers(root):
             let folder = root.appendingPathComponent(component)
-            let base = component == "text_encoder" ? "model" : "diffusion_pytorch_model"
+            let base = component.hasPrefix("text_encoder") ? "model" : "diffusion_pytorch_model"
             let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
             // Prefer full precision; fall back to the fp16 variant; sharded files are read together.
             let candidates = [

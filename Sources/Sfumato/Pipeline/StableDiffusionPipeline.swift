@@ -71,11 +71,16 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Text to image with Stable Diffusion 1.x and 2.x: load once, then call `generate` from any number of
+/// Text to image with Stable Diffusion 1.x, 2.x and XL: load once, then call `generate` from any number of
 /// tasks at once (the networks are read-only; each run has its own scheduler and random source).
 public final class StableDiffusionPipeline: Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
+    /// SDXL: the second tokenizer (the same vocabulary, padding with "!") and text encoder (OpenCLIP ViT-bigG).
+    public let tokenizer2: CLIPTokenizer?
+    public let textEncoder2: CLIPTextModelWithProjection?
+    /// SDXL: whether an empty negative prompt conditions on zeros (model_index.json's `force_zeros_for_empty_prompt`).
+    public let forceZerosForEmptyPrompt: Bool
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL
     public let schedulerConfig: SchedulerConfig
@@ -88,6 +93,7 @@ public final class StableDiffusionPipeline: Sendable {
     /// The weights as loaded, without LoRAs: `applyingLoRAs` always starts from them.
     let baseTextEncoderTensors: LoadedTensors
     let baseUNetTensors: LoadedTensors
+    let baseTextEncoder2Tensors: LoadedTensors?
     private let baseTextEncoder: CLIPTextModel
     private let baseUNet: UNet2DConditionModel
 
@@ -106,6 +112,18 @@ public final class StableDiffusionPipeline: Sendable {
         textEncoder = try CLIPTextModel(config: textConfig, weights: textTensors)
         baseTextEncoderTensors = textTensors.loaded
         baseTextEncoder = textEncoder
+        if files.hasSecondTextEncoder {
+            tokenizer2 = try CLIPTokenizer(directory: try files.requireSecondTokenizerFolder(), padToken: files.preset.map { _ in "!" })
+            let config = try files.config(component: "text_encoder_2") { data, _ in
+                try JSONDecoder().decode(CLIPTextConfig.self, from: data)
+            }
+            let tensors = RecordingTensorSource(try files.tensors(component: "text_encoder_2", original: .sdxlOpenCLIPTextEncoder))
+            textEncoder2 = try CLIPTextModelWithProjection(config: config, weights: tensors)
+            baseTextEncoder2Tensors = tensors.loaded
+        } else {
+            (tokenizer2, textEncoder2, baseTextEncoder2Tensors) = (nil, nil, nil)
+        }
+        forceZerosForEmptyPrompt = files.forceZerosForEmptyPrompt
 
         let unetConfig = try files.config(component: "unet") { data, path in
             try UNet2DConditionConfig(json: data, path: path)
@@ -116,6 +134,7 @@ public final class StableDiffusionPipeline: Sendable {
         }
         // The UNet denoises the VAE's latents: the same channels out, and in (or 2L + 1 for an inpainting
         // UNet, which also takes the mask and the masked image's latents).
+        try Self.checkTextConditioning(unet: unetConfig, first: textConfig, second: textEncoder2?.config, model: files.displayName)
         let latent = vaeConfig.latentChannels
         guard unetConfig.outChannels == latent, unetConfig.inChannels == latent || unetConfig.inChannels == 2 * latent + 1 else {
             throw ModelLoadError.invalidConfig(
@@ -135,6 +154,8 @@ public final class StableDiffusionPipeline: Sendable {
     private init(base: StableDiffusionPipeline, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, loras: [LoRAApplication]) {
         tokenizer = base.tokenizer
         self.textEncoder = textEncoder
+        (tokenizer2, textEncoder2, forceZerosForEmptyPrompt) = (base.tokenizer2, base.textEncoder2, base.forceZerosForEmptyPrompt)
+        baseTextEncoder2Tensors = base.baseTextEncoder2Tensors
         self.unet = unet
         vae = base.vae
         schedulerConfig = base.schedulerConfig
@@ -161,6 +182,30 @@ public final class StableDiffusionPipeline: Sendable {
         return StableDiffusionPipeline(base: self, textEncoder: text, unet: denoiser, loras: loras)
     }
 
+    /// SDXL's text conditioning must fit its UNet: both encoders' widths joined are the cross-attention width,
+    /// and the pooled width plus six size embeddings the added embedding's input; SD 1.x/2.x have neither.
+    static func checkTextConditioning(unet: UNet2DConditionConfig, first: CLIPTextConfig, second: CLIPTextConfig?,
+                                      model: String) throws(ModelLoadError) {
+        let path = "\(model) unet"
+        guard let second else {
+            if unet.additionEmbedType != nil {
+                throw .invalidConfig(path: path, reason: "the UNet has SDXL's added conditioning (addition_embed_type \"text_time\") but the model has no text_encoder_2")
+            }
+            return
+        }
+        guard let inputWidth = unet.projectionClassEmbeddingsInputDim, let timeWidth = unet.additionTimeEmbedDim else {
+            throw .invalidConfig(path: path, reason: "the model has a text_encoder_2 (SDXL) but its UNet has no addition_embed_type \"text_time\"")
+        }
+        guard unet.crossAttentionDim == first.hiddenSize + second.hiddenSize else {
+            throw .invalidConfig(path: path, reason: "cross_attention_dim \(unet.crossAttentionDim) is not the text encoders' widths "
+                                 + "\(first.hiddenSize) + \(second.hiddenSize)")
+        }
+        guard inputWidth == second.projectionDim + 6 * timeWidth else {
+            throw .invalidConfig(path: path, reason: "projection_class_embeddings_input_dim \(inputWidth) is not text_encoder_2's projection_dim "
+                                 + "\(second.projectionDim) + 6 size values x addition_time_embed_dim \(timeWidth) (SDXL refiners are not supported)")
+        }
+    }
+
     /// The steps and guidance scale the model is meant to run with (its family's).
     public var defaults: GenerationDefaults { family.defaults }
 
@@ -170,7 +215,41 @@ public final class StableDiffusionPipeline: Sendable {
     /// (0.5 GB for SD 1.5) they would otherwise sit idle while the UNet and the VAE run; the next
     /// prompt reads them back from the page cache (minor faults, no disk I/O). Weights converted
     /// on load (fp16, bf16) or changed by LoRAs are the process's own memory and stay.
-    public func releaseTextEncoderMemory() { baseTextEncoderTensors.releaseResidentPages() }
+    public func releaseTextEncoderMemory() {
+        baseTextEncoderTensors.releaseResidentPages()
+        baseTextEncoder2Tensors?.releaseResidentPages()
+    }
+
+    /// The largest clip skip the text encoder(s) allow: SD 1.x/2.x count from the last layer, SDXL from the penultimate.
+    public var maximumClipSkip: Int {
+        if let textEncoder2 { return SDXLTextEncoders(first: textEncoder, second: textEncoder2).maximumClipSkip }
+        return textEncoder.config.numHiddenLayers
+    }
+
+    /// The conditioning of each prompt, in order (extra-network tags must already be removed). SDXL: both
+    /// encoders; with `zeroingEmptyNegative` (the first prompt is a guided run's negative prompt) and the model's
+    /// `force_zeros_for_empty_prompt`, an empty first prompt is zeros shaped like the second's conditioning.
+    public func encodePrompts(_ prompts: [String], clipSkip: Int = 1, zeroingEmptyNegative: Bool = false) throws -> [PromptConditioning] {
+        guard let textEncoder2, let tokenizer2 else {
+            return try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: clipSkip)
+                .map { PromptConditioning(states: $0, pooled: nil) }
+        }
+        let zeroFirst = zeroingEmptyNegative && forceZerosForEmptyPrompt && prompts.count > 1 && prompts[0].isEmpty
+        let encoded = zeroFirst ? Array(prompts.dropFirst()) : prompts
+        let encoders = SDXLTextEncoders(first: textEncoder, second: textEncoder2)
+        let results = try encoders.encode(try encoded.map { try tokenizer.chunks($0) }, try encoded.map { try tokenizer2.chunks($0) },
+                                          clipSkip: clipSkip)
+        guard zeroFirst, let conditional = results.first else { return results }
+        return [PromptConditioning.zeros(like: conditional)] + results
+    }
+
+    /// SDXL: each conditioning's added conditions for an image of `width` x `height`; nil for SD 1.x/2.x.
+    public func addedConditions(_ conditioning: [PromptConditioning], width: Int, height: Int) -> [UNetAddedConditions]? {
+        let pooled = conditioning.compactMap(\.pooled)
+        guard !pooled.isEmpty, pooled.count == conditioning.count else { return nil }
+        let timeIds = UNetAddedConditions.sizeConditioning(width: width, height: height)
+        return pooled.map { UNetAddedConditions(textEmbeds: $0, timeIds: timeIds) }
+    }
 
     public var vaeScaleFactor: Int { 1 << (vae.config.blockOutChannels.count - 1) }
     /// The UNet's sample_size (latent cells) in pixels; diffusers reads it the same way.
@@ -219,9 +298,10 @@ public final class StableDiffusionPipeline: Sendable {
                 }
             }
         }
-        let layers = textEncoder.config.numHiddenLayers
-        guard (1...layers).contains(request.clipSkip) else {
-            throw .invalidRequest("clip skip must be between 1 and \(layers) (the text encoder's layers), not \(request.clipSkip)")
+        let maximumClipSkip = maximumClipSkip
+        guard (1...maximumClipSkip).contains(request.clipSkip) else {
+            let reason = textEncoder2 == nil ? "the text encoder's layers" : "SDXL counts from the penultimate layer"
+            throw .invalidRequest("clip skip must be between 1 and \(maximumClipSkip) (\(reason)), not \(request.clipSkip)")
         }
         for (name, text) in [("prompt", request.prompt), ("negative prompt", request.negativePrompt)] {
             guard text.utf8.count <= Self.maximumPromptBytes else {
@@ -265,8 +345,11 @@ public final class StableDiffusionPipeline: Sendable {
         // AUTOMATIC1111 takes `<lora:...>` and other extra-network tags out of the prompt (not the negative prompt).
         let prompts = guided ? [request.negativePrompt, ExtraNetworks.removingTags(from: request.prompt)]
             : [ExtraNetworks.removingTags(from: request.prompt)]
-        let textStates = try textEncoder.encode(try prompts.map { try tokenizer.chunks($0) }, clipSkip: request.clipSkip)
+        let conditioning = try encodePrompts(prompts, clipSkip: request.clipSkip, zeroingEmptyNegative: guided)
         releaseTextEncoderMemory()
+        let textStates = conditioning.map(\.states)
+        let (width, height) = outputSize(request)
+        let added = addedConditions(conditioning, width: width, height: height)
         // Prompt and negative prompt of the same length run as one batch; otherwise each half runs
         // with its own length, as AUTOMATIC1111 does unless told to pad them.
         let batchedStates = textStates.count == 2 && textStates[0].shape == textStates[1].shape ? concat(textStates, axis: 0) : nil
@@ -290,12 +373,15 @@ public final class StableDiffusionPipeline: Sendable {
             let timestep = scheduler.timesteps[index]
             let input = scheduler.scaleModelInput(latents, stepIndex: index)
             let noise = if !guided {
-                try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0], timestepCondition: condition)
+                try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0], timestepCondition: condition,
+                         addedConditions: added?[0])
             } else if let batchedStates {
-                try unet(withExtraInput(concat([input, input], axis: 0)), timestep: timestep, encoderHiddenStates: batchedStates)
+                try unet(withExtraInput(concat([input, input], axis: 0)), timestep: timestep, encoderHiddenStates: batchedStates,
+                         addedConditions: added.map(UNetAddedConditions.batched))
             } else {
-                concat([try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0]),
-                        try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[1])], axis: 0)
+                concat([try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[0], addedConditions: added?[0]),
+                        try unet(withExtraInput(input), timestep: timestep, encoderHiddenStates: textStates[1], addedConditions: added?[1])],
+                       axis: 0)
             }
             let prediction = guided
                 ? classifierFreeGuidance(unconditional: noise.slice(0..<1), conditional: noise.slice(1..<2), scale: request.guidanceScale)

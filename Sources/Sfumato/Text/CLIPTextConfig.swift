@@ -15,17 +15,23 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public let vocabSize: Int
     public let hiddenAct: Activation
     public let layerNormEps: Float
+    /// CLIPTextModelWithProjection's output width (`text_projection`); transformers' default 512.
+    public let projectionDim: Int
+    /// Where the pooled output is read: the first token with this id, or with transformers' legacy
+    /// value 2 (SDXL's text_encoder_2 has it), the first token with the largest id (CLIP's end token).
+    public let eosTokenID: Int
 
     enum CodingKeys: String, CodingKey {
         case hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
         case maxPositionEmbeddings = "max_position_embeddings", vocabSize = "vocab_size"
         case hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
+        case projectionDim = "projection_dim", eosTokenID = "eos_token_id"
     }
 
     public init(hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
                 maxPositionEmbeddings: Int, vocabSize: Int, hiddenAct: Activation = .quickGELU,
-                layerNormEps: Float = 1e-5) throws(ModelConfigError) {
+                layerNormEps: Float = 1e-5, projectionDim: Int = 512, eosTokenID: Int = 49407) throws(ModelConfigError) {
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
         self.numHiddenLayers = numHiddenLayers
@@ -34,6 +40,8 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         self.vocabSize = vocabSize
         self.hiddenAct = hiddenAct
         self.layerNormEps = layerNormEps
+        self.projectionDim = projectionDim
+        self.eosTokenID = eosTokenID
         try validate()
     }
 
@@ -52,6 +60,8 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         }
         self.hiddenAct = hiddenAct
         layerNormEps = try container.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+        projectionDim = try container.decodeIfPresent(Int.self, forKey: .projectionDim) ?? 512
+        eosTokenID = try container.decodeIfPresent(Int.self, forKey: .eosTokenID) ?? 49407
         try validate()
     }
 
@@ -62,7 +72,8 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
 
     private func validate() throws(ModelConfigError) {
         let sizes = [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize), ("num_hidden_layers", numHiddenLayers),
-                     ("num_attention_heads", numAttentionHeads), ("max_position_embeddings", maxPositionEmbeddings), ("vocab_size", vocabSize)]
+                     ("num_attention_heads", numAttentionHeads), ("max_position_embeddings", maxPositionEmbeddings), ("vocab_size", vocabSize),
+                     ("projection_dim", projectionDim)]
         for (key, value) in sizes {
             try ModelConfigFile.require(value > 0 && value <= 1 << 24, "\(key) \(value) is out of range")
         }

@@ -10,17 +10,21 @@ public final class CLIPTextModel: Sendable {
 
     /// Loads the weights from `weights`, named either "text_model.embeddings..." (transformers 4.x
     /// and single-file checkpoints after prefix stripping) or "embeddings..." (transformers 5.x).
-    public init(config: CLIPTextConfig, weights: any TensorSource) throws(ParameterMismatch) {
-        self.config = config
+    public convenience init(config: CLIPTextConfig, weights: any TensorSource) throws(ParameterMismatch) {
         let root = ParameterLoader(source: weights, component: "text encoder")
-        let loader = root.contains("text_model.embeddings.token_embedding.weight") ? root.scoped("text_model") : root
+        self.init(root.contains("text_model.embeddings.token_embedding.weight") ? root.scoped("text_model") : root, config: config)
+        // position_ids is a constant buffer [0, 1, ..., 76] that older checkpoints store.
+        try root.finish(ignoring: { $0.hasSuffix("embeddings.position_ids") })
+    }
+
+    /// Reads the parameters through `loader`, scoped to the text model ("embeddings...", "encoder...").
+    init(_ loader: ParameterLoader, config: CLIPTextConfig) {
+        self.config = config
         let width = config.hiddenSize
         token_embedding = loader("embeddings.token_embedding.weight", shape: [config.vocabSize, width])
         position_embedding = loader("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, width])
         layers = (0..<config.numHiddenLayers).map { CLIPEncoderLayer(loader.scoped("encoder.layers.\($0)"), config: config) }
         final_layer_norm = LayerNorm(loader.scoped("final_layer_norm"), features: width, eps: config.layerNormEps)
-        // position_ids is a constant buffer [0, 1, ..., 76] that older checkpoints store.
-        try root.finish(ignoring: { $0.hasSuffix("embeddings.position_ids") })
     }
 
     /// Token ids [batch][length] (all rows the same length, at most max_position_embeddings)
@@ -39,7 +43,28 @@ public final class CLIPTextModel: Sendable {
         return final_layer_norm(hidden)
     }
 
-    private func validate(_ ids: [[Int32]]) throws(ModelInputError) {
+    /// SDXL's conditioning: the output of layer L - `clipSkip` (of L), without the final layer norm, as
+    /// diffusers takes `hidden_states[-(clip_skip + 2)]`; clip skip 1 (the default) is the penultimate layer's
+    /// output SDXL was trained on, so our clip skip is diffusers' plus one, as for SD 1.x. [batch, length, hidden_size]
+    public func penultimateHiddenStates(_ ids: [[Int32]], clipSkip: Int = 1) throws(ModelInputError) -> Tensor {
+        try validate(ids)
+        try validatePenultimate(clipSkip: clipSkip)
+        return run(embed(ids), layers: 0..<(config.numHiddenLayers - clipSkip))
+    }
+
+    func validatePenultimate(clipSkip: Int) throws(ModelInputError) {
+        guard (1..<config.numHiddenLayers).contains(clipSkip) else {
+            throw .penultimateClipSkip(model: "text encoder", value: clipSkip, layers: config.numHiddenLayers)
+        }
+    }
+
+    func run(_ hidden: Tensor, layers range: Range<Int>) -> Tensor {
+        var hidden = hidden
+        for layer in layers[range] { hidden = layer(hidden) }
+        return hidden
+    }
+
+    func validate(_ ids: [[Int32]]) throws(ModelInputError) {
         let model = "text encoder"
         guard let first = ids.first else { throw .emptyBatch(model: model) }
         for (row, sequence) in ids.enumerated() {
@@ -56,7 +81,7 @@ public final class CLIPTextModel: Sendable {
     }
 
     /// token_embedding[id] + position_embedding[position] for every token.
-    private func embed(_ ids: [[Int32]]) -> Tensor {
+    func embed(_ ids: [[Int32]]) -> Tensor {
         let width = config.hiddenSize
         let length = ids[0].count
         let output = Tensor(uninitializedShape: [ids.count, length, width])

@@ -1,4 +1,4 @@
-/// The SD 1.x / 2.x denoiser, diffusers `UNet2DConditionModel` (0.42) in float32.
+/// The SD 1.x / 2.x / XL denoiser, diffusers `UNet2DConditionModel` (0.42) in float32.
 ///
 /// Properties are named after the checkpoint keys (`down_blocks.1.attentions.0...` is
 /// `down_blocks[1].attentions[0]...`), so a key in an error message leads to the code that reads it.
@@ -6,6 +6,8 @@ public final class UNet2DConditionModel: Sendable {
     public let config: UNet2DConditionConfig
     let conv_in: Conv2d
     let time_embedding: TimestepEmbedding
+    /// SDXL ("text_time"): projects the pooled text embedding and the size features into the time embedding.
+    let add_embedding: TimestepEmbedding?
     let down_blocks: [UNetDownBlock]
     let mid_block: UNetMidBlock2DCrossAttn
     let up_blocks: [UNetUpBlock]
@@ -30,6 +32,9 @@ public final class UNet2DConditionModel: Sendable {
                          kernel: config.convInKernel, padding: inPadding)
         time_embedding = TimestepEmbedding(loader.scoped("time_embedding"), inChannels: config.timestepInputDim,
                                            timeEmbedDim: config.timeEmbeddingDim, condProjDim: config.timeCondProjDim)
+        add_embedding = config.projectionClassEmbeddingsInputDim.map {
+            TimestepEmbedding(loader.scoped("add_embedding"), inChannels: $0, timeEmbedDim: config.timeEmbeddingDim, condProjDim: nil)
+        }
         down_blocks = channels.indices.map { UNetDownBlock(loader.scoped("down_blocks.\($0)"), config: config, index: $0) }
         mid_block = UNetMidBlock2DCrossAttn(loader.scoped("mid_block"), config: config)
         up_blocks = channels.indices.map { UNetUpBlock(loader.scoped("up_blocks.\($0)"), config: config, index: $0) }
@@ -47,9 +52,11 @@ public final class UNet2DConditionModel: Sendable {
     /// integral (DDIM, PNDM) or fractional (Euler). H and W must be multiples of `config.spatialFactor`.
     /// `timestepCondition` [N, time_cond_proj_dim] (LCM UNets only, diffusers' `timestep_cond`): the
     /// guidance-scale embedding; without it such a UNet runs as diffusers does without one.
+    /// `addedConditions` (SDXL UNets, which need it): the pooled text embedding and size conditioning per item.
     public func callAsFunction(_ sample: Tensor, timestep: Double, encoderHiddenStates: Tensor,
-                               timestepCondition: Tensor? = nil) throws(UNetError) -> Tensor {
+                               timestepCondition: Tensor? = nil, addedConditions: UNetAddedConditions? = nil) throws(UNetError) -> Tensor {
         try validate(sample, timestep: timestep, encoderHiddenStates: encoderHiddenStates)
+        try validate(addedConditions, batch: sample.shape[0])
         if let timestepCondition {
             guard let width = config.timeCondProjDim else {
                 throw .invalidInput("a timestep condition was given, but this UNet has no time_cond_proj_dim")
@@ -61,7 +68,15 @@ public final class UNet2DConditionModel: Sendable {
         let features = sinusoidalTimestepEmbedding(Array(repeating: Float(timestep), count: sample.shape[0]),
                                                    dimension: config.timestepInputDim, flipSinToCos: config.flipSinToCos,
                                                    downscaleFreqShift: config.freqShift)
-        let temb = time_embedding(features, condition: timestepCondition)
+        var temb = time_embedding(features, condition: timestepCondition)
+        if let add_embedding, let addedConditions, let width = config.additionTimeEmbedDim {
+            // diffusers' add_time_proj: the timesteps' sinusoidal features of every time id, flattened per item.
+            let ids = addedConditions.timeIds
+            let timeFeatures = sinusoidalTimestepEmbedding(ids.toArray(), dimension: width, flipSinToCos: config.flipSinToCos,
+                                                           downscaleFreqShift: config.freqShift)
+            let input = concat([addedConditions.textEmbeds, timeFeatures.reshaped([ids.shape[0], ids.shape[1] * width])], axis: 1)
+            temb = add(temb, add_embedding(input, condition: nil))
+        }
         var hidden = conv_in(sample)
         var skips = [hidden]
         for block in down_blocks {
@@ -72,6 +87,23 @@ public final class UNet2DConditionModel: Sendable {
             hidden = block(hidden, skips: &skips, temb: temb, encoderHiddenStates: encoderHiddenStates)
         }
         return conv_out(hidden, normalizedBy: conv_norm_out, silu: true)
+    }
+
+    private func validate(_ conditions: UNetAddedConditions?, batch: Int) throws(UNetError) {
+        guard let inputWidth = config.projectionClassEmbeddingsInputDim, let timeWidth = config.additionTimeEmbedDim else {
+            if conditions != nil { throw .invalidInput("added conditions (text embeds, time ids) were given, but this UNet has no addition_embed_type") }
+            return
+        }
+        guard let conditions else {
+            throw .invalidInput("this UNet (addition_embed_type \"text_time\", SDXL) needs the pooled text embeds and the size time ids")
+        }
+        let (embeds, ids) = (conditions.textEmbeds, conditions.timeIds)
+        guard embeds.rank == 2, ids.rank == 2, embeds.shape[0] == batch, ids.shape[0] == batch,
+              embeds.shape[1] + ids.shape[1] * timeWidth == inputWidth else {
+            throw .invalidInput("text embeds \(embeds.shape) and time ids \(ids.shape) do not fit: expected [\(batch), P] and [\(batch), K] "
+                                + "with P + K x \(timeWidth) = projection_class_embeddings_input_dim \(inputWidth)")
+        }
+        guard ids.toArray().allSatisfy(\.isFinite) else { throw .invalidInput("time ids must be finite") }
     }
 
     private func validate(_ sample: Tensor, timestep: Double, encoderHiddenStates: Tensor) throws(UNetError) {

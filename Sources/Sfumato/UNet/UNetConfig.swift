@@ -25,13 +25,20 @@ public enum UNetDownBlockType: String, Codable, Sendable {
     case downBlock2D = "DownBlock2D"
 }
 
+/// diffusers' `addition_embed_type`: an embedding added to the timestep embedding.
+public enum UNetAdditionEmbedType: String, Codable, Sendable {
+    /// SDXL: the pooled text embedding and the sinusoidal features of the size and crop conditioning
+    /// (`add_time_proj`), concatenated and projected by `add_embedding`.
+    case textTime = "text_time"
+}
+
 public enum UNetUpBlockType: String, Codable, Sendable {
     case upBlock2D = "UpBlock2D"
     case crossAttnUpBlock2D = "CrossAttnUpBlock2D"
 }
 
 /// `unet/config.json` of a diffusers `UNet2DConditionModel`, resolved the way diffusers 0.42 resolves it
-/// (per-block values expanded to lists, defaults filled in). Only the SD 1.x / 2.x family is supported:
+/// (per-block values expanded to lists, defaults filled in). The SD 1.x / 2.x / XL family is supported:
 /// any other setting with a non-default value is refused with an error naming it.
 public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
     public let sampleSize: [Int]?
@@ -62,6 +69,12 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
     /// LCM-distilled UNets: the width of the guidance-scale embedding added to the timestep features
     /// (through `time_embedding.cond_proj`); nil for ordinary UNets.
     public let timeCondProjDim: Int?
+    /// SDXL: "text_time" (nil: no added embedding).
+    public let additionEmbedType: UNetAdditionEmbedType?
+    /// SDXL: the width of each size/crop value's sinusoidal features (256 in SDXL).
+    public let additionTimeEmbedDim: Int?
+    /// SDXL: the input width of `add_embedding`, pooled text width + time ids x additionTimeEmbedDim (2816 in SDXL).
+    public let projectionClassEmbeddingsInputDim: Int?
 
     enum CodingKeys: String, CodingKey {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
@@ -75,6 +88,8 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         case convInKernel = "conv_in_kernel", convOutKernel = "conv_out_kernel"
         case upcastAttention = "upcast_attention"
         case timeCondProjDim = "time_cond_proj_dim"
+        case additionEmbedType = "addition_embed_type", additionTimeEmbedDim = "addition_time_embed_dim"
+        case projectionClassEmbeddingsInputDim = "projection_class_embeddings_input_dim"
     }
 
     /// Heads of the transformers in each down block (and, reversed, in the up blocks).
@@ -148,6 +163,20 @@ public struct UNet2DConditionConfig: Codable, Equatable, Sendable {
         convOutKernel = try reader.int("conv_out_kernel", default: 3)
         upcastAttention = try reader.bool("upcast_attention", default: false)
         timeCondProjDim = reader.values["time_cond_proj_dim", default: .null] == .null ? nil : try reader.int("time_cond_proj_dim", default: 0)
+        switch reader.values["addition_embed_type", default: .null] {
+        case .null:
+            // diffusers reads the other two keys only for an added embedding (class embeddings are refused above).
+            (additionEmbedType, additionTimeEmbedDim, projectionClassEmbeddingsInputDim) = (nil, nil, nil)
+        case .string(UNetAdditionEmbedType.textTime.rawValue):
+            additionEmbedType = .textTime
+            for key in ["addition_time_embed_dim", "projection_class_embeddings_input_dim"] where reader.values[key, default: .null] == .null {
+                throw .invalidConfig(key: key, reason: "addition_embed_type \"text_time\" needs it")
+            }
+            additionTimeEmbedDim = try reader.int("addition_time_embed_dim", default: 0)
+            projectionClassEmbeddingsInputDim = try reader.int("projection_class_embeddings_input_dim", default: 0)
+        case let value:
+            throw .unsupportedConfig(key: "addition_embed_type", value: value.description, reason: "only \"text_time\" (SDXL) is implemented")
+        }
         if reader.values["time_embedding_dim", default: .null] == .null {
             timeEmbeddingDim = blockOutChannels[0] * 4
         } else {
@@ -279,9 +308,6 @@ private struct ConfigReader {
         ("class_embed_type", [.null], "class embeddings are not implemented"),
         ("num_class_embeds", [.null], "class embeddings are not implemented"),
         ("class_embeddings_concat", [.bool(false)], "class embeddings are not implemented"),
-        ("projection_class_embeddings_input_dim", [.null], "class embeddings are not implemented"),
-        ("addition_embed_type", [.null], "additional embeddings (SDXL) are not implemented"),
-        ("addition_time_embed_dim", [.null], "additional embeddings (SDXL) are not implemented"),
         ("time_embedding_type", [.string("positional")], "only the sinusoidal time embedding is implemented"),
         ("time_embedding_act_fn", [.null], "an activation after the time embedding is not implemented"),
         ("timestep_post_act", [.null], "an activation after the time embedding is not implemented"),

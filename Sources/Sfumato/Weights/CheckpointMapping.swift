@@ -1,10 +1,13 @@
-/// Reads a single-file "original" (CompVis/LDM) Stable Diffusion 1.x or 2.x checkpoint with diffusers
+/// Reads a single-file "original" (CompVis/LDM, or SDXL's SGM) Stable Diffusion checkpoint with diffusers
 /// tensor names, so the same network code loads both layouts.
 ///
 /// The whole conversion is the rule table below: each rule renames one family of original
 /// keys. Index arithmetic needs the UNet's layers per block and the VAE's block count. SD 2.x keeps
 /// its OpenCLIP text encoder under `cond_stage_model.model.` with q, k and v fused in one
-/// `in_proj` tensor, which the table splits into three diffusers tensors (row thirds).
+/// `in_proj` tensor, which the table splits into three diffusers tensors (row thirds). SDXL keeps CLIP ViT-L
+/// under `conditioner.embedders.0.transformer.` and OpenCLIP ViT-bigG under `conditioner.embedders.1.model.`
+/// (every layer, and its `text_projection` as the transpose of diffusers' weight); its UNet's added
+/// embedding is `label_emb.0`.
 public struct OriginalCheckpointSource: TensorSource {
     public enum Component: Sendable {
         case unet(layersPerBlock: Int)
@@ -15,6 +18,11 @@ public struct OriginalCheckpointSource: TensorSource {
         /// conditions on the penultimate layer by dropping the last one (its SD 2 text encoder has
         /// `resblocks - 1` layers, then the final layer norm), so the last resblock is not claimed.
         case openCLIPTextEncoder(resblocks: Int)
+        /// SDXL's first text encoder: OpenAI CLIP in transformers' names under `conditioner.embedders.0.transformer.`.
+        case sdxlTextEncoder
+        /// SDXL's second text encoder: OpenCLIP under `conditioner.embedders.1.model.`, every resblock used
+        /// (SDXL takes the penultimate hidden state itself) and the projection.
+        case sdxlOpenCLIPTextEncoder
     }
 
     /// Where a diffusers tensor lives in the file: a whole tensor, or one third of a fused q/k/v one.
@@ -22,6 +30,8 @@ public struct OriginalCheckpointSource: TensorSource {
         let name: String
         /// 0, 1, 2 for q, k, v rows of an `in_proj` tensor; nil for the whole tensor.
         let third: Int?
+        /// The original matrix is the transpose of diffusers' (OpenCLIP's text_projection).
+        var transposed = false
     }
 
     let file: SafeTensorsFile
@@ -43,7 +53,8 @@ public struct OriginalCheckpointSource: TensorSource {
             let mapped = Self.diffusersNames(of: name, component: component)
             if mapped.isEmpty, Self.belongs(name, to: component) { unmapped.insert(name) }
             for (index, diffusers) in mapped.enumerated() {
-                originalName[diffusers] = Location(name: name, third: mapped.count == 3 ? index : nil)
+                originalName[diffusers] = Location(name: name, third: mapped.count == 3 ? index : nil,
+                                                   transposed: diffusers == "text_projection.weight")
             }
             if case .vae = component, let diffusers = mapped.first, diffusers.contains(".attentions.0.to_"), file.entries[name]?.shape.count == 4 {
                 squeezed.insert(diffusers)
@@ -60,6 +71,7 @@ public struct OriginalCheckpointSource: TensorSource {
         if unmapped.contains(name) { return file.entries[name]?.shape }
         guard let location = originalName[name], let shape = file.entries[location.name]?.shape else { return nil }
         if squeezed.contains(name) { return Array(shape.prefix(2)) }
+        if location.transposed { return shape.count == 2 ? shape.reversed() : nil }
         // A fused tensor whose rows do not split in three has no valid third: the loader reports it as missing.
         if location.third != nil { return shape.first.flatMap { $0 % 3 == 0 ? [$0 / 3] + shape.dropFirst() : nil } }
         return shape
@@ -69,6 +81,11 @@ public struct OriginalCheckpointSource: TensorSource {
         guard let location = originalName[name], let shape = shape(of: name) else { throw .missingTensor(path: file.path, tensor: name) }
         let tensor = try file.tensor(location.name)
         if squeezed.contains(name) { return tensor.reshaped(shape) }
+        if location.transposed {
+            let result = Tensor(uninitializedShape: shape)
+            transposeBatched(tensor.pointer, batch: 1, rows: shape[1], columns: shape[0], into: result.pointer)
+            return result
+        }
         guard let third = location.third else { return tensor }
         let slice = tensor.slice(third * shape[0]..<(third + 1) * shape[0])
         // fp32 slices stay views of the mapped file; widened fp16/bf16 ones are copied so the
@@ -102,6 +119,8 @@ public struct OriginalCheckpointSource: TensorSource {
             guard name.hasPrefix(openCLIPPrefix) else { return false }
             let key = name.dropFirst(openCLIPPrefix.count)
             return key != "text_projection" && key != "logit_scale" && !key.hasPrefix("transformer.resblocks.\(resblocks - 1).")
+        case .sdxlTextEncoder: return name.hasPrefix(sdxlTextPrefix)
+        case .sdxlOpenCLIPTextEncoder: return name.hasPrefix(sdxlOpenCLIPPrefix) && name != sdxlOpenCLIPPrefix + "logit_scale"
         }
     }
 
@@ -111,13 +130,20 @@ public struct OriginalCheckpointSource: TensorSource {
     static let vaePrefix = "first_stage_model."
     static let textPrefix = "cond_stage_model.transformer."
     static let openCLIPPrefix = "cond_stage_model.model."
+    static let sdxlTextPrefix = "conditioner.embedders.0.transformer."
+    static let sdxlOpenCLIPPrefix = "conditioner.embedders.1.model."
 
     /// The diffusers names of an original key: none when it belongs to another component (or to the
     /// EMA copy, or is not used), three (q, k, v) for a fused `in_proj` tensor, else one.
     public static func diffusersNames(of name: String, component: Component) -> [String] {
         if case let .openCLIPTextEncoder(resblocks) = component {
             guard name.hasPrefix(openCLIPPrefix) else { return [] }
-            return openCLIPNames(String(name.dropFirst(openCLIPPrefix.count)), resblocks: resblocks)
+            return openCLIPNames(String(name.dropFirst(openCLIPPrefix.count)), keptLayers: resblocks - 1)
+        }
+        if case .sdxlOpenCLIPTextEncoder = component {
+            guard name.hasPrefix(sdxlOpenCLIPPrefix) else { return [] }
+            let key = String(name.dropFirst(sdxlOpenCLIPPrefix.count))
+            return key == "text_projection" ? ["text_projection.weight"] : openCLIPNames(key, keptLayers: Int.max)
         }
         return diffusersName(of: name, component: component).map { [$0] } ?? []
     }
@@ -126,7 +152,7 @@ public struct OriginalCheckpointSource: TensorSource {
     /// component (or to the EMA copy). OpenCLIP keys go through `diffusersNames`.
     public static func diffusersName(of name: String, component: Component) -> String? {
         switch component {
-        case .openCLIPTextEncoder:
+        case .openCLIPTextEncoder, .sdxlOpenCLIPTextEncoder:
             let names = diffusersNames(of: name, component: component)
             return names.count == 1 ? names[0] : nil
         case let .unet(layersPerBlock):
@@ -135,9 +161,10 @@ public struct OriginalCheckpointSource: TensorSource {
         case let .vae(blockCount):
             guard name.hasPrefix(vaePrefix) else { return nil }
             return vaeName(String(name.dropFirst(vaePrefix.count)), blockCount: blockCount)
-        case .textEncoder:
-            guard name.hasPrefix(textPrefix) else { return nil }
-            let rest = String(name.dropFirst(textPrefix.count))
+        case .textEncoder, .sdxlTextEncoder:
+            let prefix = if case .sdxlTextEncoder = component { sdxlTextPrefix } else { textPrefix }
+            guard name.hasPrefix(prefix) else { return nil }
+            let rest = String(name.dropFirst(prefix.count))
             return rest.hasPrefix("text_model.") ? rest : "text_model." + rest
         }
     }
@@ -148,8 +175,9 @@ public struct OriginalCheckpointSource: TensorSource {
         ("mlp.c_fc.", "mlp.fc1."), ("mlp.c_proj.", "mlp.fc2."),
     ]
 
-    /// `text_projection` and `logit_scale` belong to CLIP's contrastive head, which Stable Diffusion does not use.
-    static func openCLIPNames(_ key: String, resblocks: Int) -> [String] {
+    /// The layers below `keptLayers` are mapped. `text_projection` and `logit_scale` belong to CLIP's contrastive
+    /// head, which SD 2.x does not use (SDXL's projection is mapped by the caller).
+    static func openCLIPNames(_ key: String, keptLayers: Int) -> [String] {
         let fixed: [String: String] = [
             "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
             "positional_embedding": "text_model.embeddings.position_embedding.weight",
@@ -157,7 +185,7 @@ public struct OriginalCheckpointSource: TensorSource {
         ]
         if let name = fixed[key] { return [name] }
         let prefix = "transformer.resblocks."
-        guard key.hasPrefix(prefix), let (layer, rest) = leadingIndex(key.dropFirst(prefix.count)), layer < resblocks - 1 else { return [] }
+        guard key.hasPrefix(prefix), let (layer, rest) = leadingIndex(key.dropFirst(prefix.count)), layer < keptLayers else { return [] }
         let scope = "text_model.encoder.layers.\(layer)."
         for (fused, kind) in [("attn.in_proj_weight", "weight"), ("attn.in_proj_bias", "bias")] where rest == fused {
             return ["q_proj", "k_proj", "v_proj"].map { "\(scope)self_attn.\($0).\(kind)" }
@@ -193,6 +221,7 @@ public struct OriginalCheckpointSource: TensorSource {
     static func unetName(_ key: String, layersPerBlock: Int) -> String? {
         let fixed: [(String, String)] = [
             ("time_embed.0.", "time_embedding.linear_1."), ("time_embed.2.", "time_embedding.linear_2."),
+            ("label_emb.0.0.", "add_embedding.linear_1."), ("label_emb.0.2.", "add_embedding.linear_2."),
             ("input_blocks.0.0.", "conv_in."), ("out.0.", "conv_norm_out."), ("out.2.", "conv_out."),
         ]
         for (old, new) in fixed where key.hasPrefix(old) { return new + key.dropFirst(old.count) }

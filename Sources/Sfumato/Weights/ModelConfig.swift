@@ -23,6 +23,8 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible {
     case shape(model: String, input: String, expected: String, found: [Int])
     case componentNotLoaded(model: String, component: String)
     case clipSkip(model: String, value: Int, layers: Int)
+    /// SDXL counts clip skip from the penultimate layer, so at most `layers - 1` (one layer left).
+    case penultimateClipSkip(model: String, value: Int, layers: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible {
         case let .shape(model, input, expected, found): "\(model): \(input) has shape \(found), expected \(expected)"
         case let .componentNotLoaded(model, component): "\(model): the \(component) was not loaded"
         case let .clipSkip(model, value, layers): "\(model): clip skip \(value) is outside 1...\(layers) (the model has \(layers) layers)"
+        case let .penultimateClipSkip(model, value, layers):
+            "\(model): clip skip \(value) is outside 1...\(layers - 1) (SDXL conditions on the output of layer \(layers) - clip skip of \(layers))"
         }
     }
 }
