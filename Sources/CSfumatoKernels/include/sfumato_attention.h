@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 
-/* Floats of scratch that sfumato_attention_rows_avx2 needs. */
+/* Floats of scratch that sfumato_attention_rows_avx2 and _avx512 need. */
 long sfumato_attention_scratch_floats(long rows, long key_block, long head_size);
 
 /* out[r, 0..<d] = softmax_c(scale * q[r] . k[c]) . v[c] for r < rows, over keys c < keys
@@ -20,6 +20,11 @@ long sfumato_attention_scratch_floats(long rows, long key_block, long head_size)
 void sfumato_attention_rows_avx2(const float *q, long ldq, const float *k, long ldk, const float *v, long ldv,
                                  float *out, long ldo, long rows, long keys, long head_size, float scale,
                                  long causal_first_row, long key_block, float *scratch);
+
+/* The same for CPUs with AVX-512F, in 32-row tiles. */
+void sfumato_attention_rows_avx512(const float *q, long ldq, const float *k, long ldk, const float *v, long ldv,
+                                   float *out, long ldo, long rows, long keys, long head_size, float scale,
+                                   long causal_first_row, long key_block, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -6,8 +6,8 @@ import CSfumatoKernels
 /// `is_causal`, aligned top-left when Lq != Lk).
 ///
 /// Heads are read in place through GEMM leading dimensions (row stride heads*d), so nothing is
-/// transposed. The fast path (`fusedAttention`) keeps each block of scores in cache with an online
-/// softmax; the reference path forms the scores of `rowBlock` query rows against all keys.
+/// transposed. The fast paths (our tiled C kernels, or OpenBLAS blocks in `fusedAttention`) keep each
+/// block of scores in cache with an online softmax; the reference path forms the scores of `rowBlock` query rows against all keys.
 /// `rowBlock` and `keyBlock` override the block sizes (tests use small ones to reach every edge).
 public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
                       rowBlock: Int? = nil, keyBlock: Int? = nil) -> Tensor {
@@ -31,14 +31,17 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, cau
         }
         let shape = AttentionShape(batch: batch, queryLength: queryLength, keyLength: keyLength, heads: heads,
                                    headSize: inner / heads, causal: causal)
-        switch Kernels.path {
-        case .fast where min(Kernels.variant, .supported) == .avx2:
+        switch (Kernels.path, min(Kernels.variant, .supported)) {
+        case (.fast, .avx512):
             tiledAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
-                           rowBlock: rowBlock ?? 64, keyBlock: keyBlock ?? 128)
-        case .fast:
+                           rowBlock: rowBlock ?? 128, keyBlock: keyBlock ?? 64, wide: true)
+        case (.fast, .avx2):
+            tiledAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
+                           rowBlock: rowBlock ?? 64, keyBlock: keyBlock ?? 128, wide: false)
+        case (.fast, .generic):
             fusedAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
                            rowBlock: rowBlock ?? 256, keyBlock: keyBlock ?? 256)
-        case .reference:
+        case (.reference, _):
             referenceAttention(shape, query.pointer, key.pointer, value.pointer, into: result.pointer,
                                rowBlock: rowBlock ?? max(16, (1 << 18) / keyLength))
         }
@@ -101,29 +104,41 @@ func fusedAttention(_ shape: AttentionShape, _ q: UnsafePointer<Float>, _ k: Uns
     }
 }
 
-/// The AVX2 path: the same jobs, each one call of our register-tiled C kernel, which keeps a
-/// 16-row tile of scores in L1 (measured on Zen 3: OpenBLAS reaches about half its peak on the
-/// head-size-40 products, since it packs every score block for 40 outputs). AVX-512 machines keep
-/// the OpenBLAS blocks, which were faster there than 8-lane code can be.
+/// The AVX2 and AVX-512 paths: the same jobs, each one call of our register-tiled C kernel, which
+/// keeps a tile of scores (16 query rows in AVX2, 32 in AVX-512) in L1. OpenBLAS reaches about half
+/// its peak on the head-size-40 products, since it packs every score block for 40 outputs (measured
+/// on Zen 3 and Emerald Rapids); machines without AVX2 keep the OpenBLAS blocks.
 func tiledAttention(_ shape: AttentionShape, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
-                    _ v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rowBlock: Int, keyBlock: Int) {
+                    _ v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rowBlock: Int, keyBlock: Int,
+                    wide: Bool) {
     let inner = shape.inner, d = shape.headSize
     let rowBlocks = (shape.queryLength + rowBlock - 1) / rowBlock
     let keyBlock = min(keyBlock, shape.keyLength)
+    let kernel = wide ? sfumato_attention_rows_avx512 : sfumato_attention_rows_avx2
     Parallel.forEachChunk(shape.batch * shape.heads * rowBlocks) { range in
         let scratch = TensorStorage(count: sfumato_attention_scratch_floats(rowBlock, keyBlock, d))
+        // A worker's jobs are consecutive, so it packs each head's keys and values once, contiguous:
+        // strided 40-float rows would drag in the neighbouring heads' cache lines on every pass.
+        let packed = TensorStorage(count: 2 * shape.keyLength * d)
+        let kPacked = packed.pointer, vPacked = packed.pointer + shape.keyLength * d
+        var packedHead = -1
         for job in range {
             let b = job / (shape.heads * rowBlocks)
             let head = (job / rowBlocks) % shape.heads
             let firstRow = (job % rowBlocks) * rowBlock
             let rows = min(rowBlock, shape.queryLength - firstRow)
             let headStart = head * d
-            sfumato_attention_rows_avx2(q + (b * shape.queryLength + firstRow) * inner + headStart, inner,
-                                        k + b * shape.keyLength * inner + headStart, inner,
-                                        v + b * shape.keyLength * inner + headStart, inner,
-                                        out + (b * shape.queryLength + firstRow) * inner + headStart, inner,
-                                        rows, shape.keyLength, d, shape.scale, shape.causal ? firstRow : -1,
-                                        keyBlock, scratch.pointer)
+            if job / rowBlocks != packedHead {
+                packedHead = job / rowBlocks
+                let kHead = k + b * shape.keyLength * inner + headStart, vHead = v + b * shape.keyLength * inner + headStart
+                for key in 0..<shape.keyLength {
+                    (kPacked + key * d).update(from: kHead + key * inner, count: d)
+                    (vPacked + key * d).update(from: vHead + key * inner, count: d)
+                }
+            }
+            kernel(q + (b * shape.queryLength + firstRow) * inner + headStart, inner, kPacked, d, vPacked, d,
+                   out + (b * shape.queryLength + firstRow) * inner + headStart, inner,
+                   rows, shape.keyLength, d, shape.scale, shape.causal ? firstRow : -1, keyBlock, scratch.pointer)
         }
     }
 }
